@@ -1,0 +1,33 @@
+"""Shared test fixtures. Tests never touch the Hugging Face Hub: the environment variables below make
+any accidental download fail fast, and the tiny checkpoints are built locally from configs with random
+weights (see synartifact_hf/tiny_models.py)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_path(tmp_path_factory):
+    """Folder of a tiny LLaVA-1.5-style checkpoint (random weights, seed 0): CLIP tower 32px/8px patches
+    (16 image tokens), 2-layer Llama, BPE tokenizer, LlavaProcessor with a vicuna chat template that has
+    {% generation %} markers, left padding. Treat it as read-only (it is shared by the whole session)."""
+    from synartifact_hf.tiny_models import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3_path(tmp_path_factory):
+    """Folder of a tiny Idefics3/SmolVLM-style checkpoint (random weights, seed 0), 4 image tokens,
+    ChatML-like "User:/Assistant:" template with {% generation %} markers, left padding. Read-only."""
+    from synartifact_hf.tiny_models import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"), seed=0)
