@@ -1,0 +1,30 @@
+"""Training helpers: which parts of a VLM train (the paper's recipe) and Stage-1 LLaVA assembly.
+
+``from synartifact_hf.training import prepare_model_for_training, assemble_llava``. Submodules import
+torch/transformers/peft only when their functions run.
+"""
+
+from .assembly import LLAVA_15_CHAT_TEMPLATE, assemble_llava, load_projector_weights
+from .freezing import (
+    LLM_MODES,
+    TrainableSummary,
+    lora_config_for,
+    prepare_model_for_training,
+    trainable_summary,
+)
+from .parts import VLMParts, VLMPartsNotFoundError, find_vlm_parts, unwrap_model
+
+__all__ = [
+    "LLAVA_15_CHAT_TEMPLATE",
+    "LLM_MODES",
+    "TrainableSummary",
+    "VLMParts",
+    "VLMPartsNotFoundError",
+    "assemble_llava",
+    "find_vlm_parts",
+    "load_projector_weights",
+    "lora_config_for",
+    "prepare_model_for_training",
+    "trainable_summary",
+    "unwrap_model",
+]
