@@ -81,12 +81,24 @@ def test_per_class_rows(artifact_f1):
         "predicted": 2,
     }
     assert per_class[OMIT] == {
-        "accuracy": 2 / 4, "jaccard": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2, "predicted": 0
+        "accuracy": 2 / 4,
+        "jaccard": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 2,
+        "predicted": 0,
     }
     assert per_class[NO]["f1"] == 1.0 and per_class[NO]["support"] == 1
     # absent from both sides: vacuously perfect, support 0
     assert per_class["Illegible letters"] == {
-        "accuracy": 1.0, "jaccard": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 0, "predicted": 0
+        "accuracy": 1.0,
+        "jaccard": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "support": 0,
+        "predicted": 0,
     }
 
 
@@ -115,7 +127,9 @@ def test_ids_names_mixed_and_incremental_agree(artifact_f1):
     by_names = artifact_f1.compute(predictions=names[0], references=names[1])
     # an empty first prediction with ids later must not make evaluate store the ids as strings
     assert artifact_f1.compute(predictions=ids[0], references=ids[1]) == by_names
-    assert artifact_f1.compute(predictions=[[3], [], [BLUR, 13]], references=[[DUP, 4], [13], [11]]) == by_names
+    assert (
+        artifact_f1.compute(predictions=[[3], [], [BLUR, 13]], references=[[DUP, 4], [13], [11]]) == by_names
+    )
     artifact_f1.add_batch(predictions=names[0][:2], references=ids[1][:2])
     artifact_f1.add(prediction=names[0][2], reference=ids[1][2])
     assert artifact_f1.compute() == by_names
@@ -191,7 +205,9 @@ def test_text_config_errors(artifact_f1_text, monkeypatch):
     with pytest.raises(ValueError, match=r"predictions\[1\] must be an answer string"):
         artifact_f1_text.compute(predictions=["1. No artifacts.", [NO]], references=[[NO], [NO]])
     with pytest.raises(ValueError, match=r"references\[1\] has no recognisable option"):
-        artifact_f1_text.compute(predictions=["No artifacts", "No artifacts"], references=["No artifacts", "hmm"])
+        artifact_f1_text.compute(
+            predictions=["No artifacts", "No artifacts"], references=["No artifacts", "hmm"]
+        )
     # Without synartifact-hf installed the label-list config works and the text config says what to install.
     monkeypatch.setitem(sys.modules, "synartifact_hf.parsing", None)
     with pytest.raises(ImportError, match="pip install synartifact-hf"):
@@ -210,7 +226,9 @@ def test_agrees_with_scikit_learn():
     assert r["accuracy"] == pytest.approx(sklearn_metrics.jaccard_score(average="samples", **kwargs))
     for average in ("samples", "micro", "macro"):
         prefix = "" if average == "samples" else f"{average}_"
-        assert r[f"{prefix}precision"] == pytest.approx(sklearn_metrics.precision_score(average=average, **kwargs))
+        assert r[f"{prefix}precision"] == pytest.approx(
+            sklearn_metrics.precision_score(average=average, **kwargs)
+        )
         assert r[f"{prefix}recall"] == pytest.approx(sklearn_metrics.recall_score(average=average, **kwargs))
         assert r[f"{prefix}f1"] == pytest.approx(sklearn_metrics.f1_score(average=average, **kwargs))
     assert r["hamming_loss"] == pytest.approx(sklearn_metrics.hamming_loss(ref, pred))

@@ -136,7 +136,9 @@ def _parse_answers(texts, side):
     labels = []
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise ValueError(f"{side}[{i}] must be an answer string with the text config, got {type(text).__name__}")
+            raise ValueError(
+                f"{side}[{i}] must be an answer string with the text config, got {type(text).__name__}"
+            )
         parsed = parse_answer(text).labels
         if side == "references" and not parsed:
             raise ValueError(f"references[{i}] has no recognisable option: {text!r}")
@@ -148,7 +150,9 @@ def _parse_answers(texts, side):
 class ArtifactF1(evaluate.Metric):
     def _info(self):
         if self.config_name not in _CONFIGS:
-            raise ValueError(f"Unknown artifact_f1 config {self.config_name!r}; valid configs are {list(_CONFIGS)}")
+            raise ValueError(
+                f"Unknown artifact_f1 config {self.config_name!r}; valid configs are {list(_CONFIGS)}"
+            )
         names = datasets.Sequence(datasets.Value("string"))
         ids = datasets.Sequence(datasets.Value("int32"))
         if self.config_name == "text":
@@ -172,8 +176,7 @@ class ArtifactF1(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references; bad input raises ValueError naming its index.
-        """
+        """Add a batch of predictions and references; bad input raises ValueError naming its index."""
         # Arrow encoding would silently coerce bad input (1.7 -> 1, "abc" -> ["a", "b", "c"], 3 -> "3"), so
         # check types here, where the example index is still known. Label lists are stored as class names,
         # which lets a batch mix names and ids and keeps an empty first row from picking the feature set.
@@ -182,8 +185,7 @@ class ArtifactF1(evaluate.Metric):
         super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs):
-        """Add one prediction and reference; bad input raises ValueError.
-        """
+        """Add one prediction and reference; bad input raises ValueError."""
         prediction = self._canonical(prediction, "prediction", is_prediction=True)
         reference = self._canonical(reference, "reference", is_prediction=False)
         super().add(prediction=prediction, reference=reference, **kwargs)
@@ -193,7 +195,9 @@ class ArtifactF1(evaluate.Metric):
             return None
         if isinstance(column, (str, bytes, dict)) or not hasattr(column, "__len__"):
             raise ValueError(f"{side} must be a list with one entry per example, got {type(column).__name__}")
-        return [self._canonical(entry, f"{side}[{i}]", side == "predictions") for i, entry in enumerate(column)]
+        return [
+            self._canonical(entry, f"{side}[{i}]", side == "predictions") for i, entry in enumerate(column)
+        ]
 
     def _canonical(self, entry, where, is_prediction):
         if entry is None:

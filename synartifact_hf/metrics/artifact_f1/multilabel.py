@@ -57,7 +57,9 @@ def label_ids(labels, where: str = "labels") -> frozenset[int]:
     ...
     ValueError: predictions[0] must be a list of labels (class names or ids), got str 'Omitted components'
     """
-    if isinstance(labels, (str, bytes, dict)) or not isinstance(labels, (list, tuple, set, frozenset, np.ndarray)):
+    if isinstance(labels, (str, bytes, dict)) or not isinstance(
+        labels, (list, tuple, set, frozenset, np.ndarray)
+    ):
         raise ValueError(
             f"{where} must be a list of labels (class names or ids), got {type(labels).__name__} {labels!r}"
         )
@@ -82,7 +84,9 @@ def label_ids(labels, where: str = "labels") -> frozenset[int]:
 def label_matrix(label_lists, side: str = "labels") -> np.ndarray:
     """Boolean indicator matrix of shape (examples, 14) for a list of label lists (validated)."""
     if isinstance(label_lists, (str, bytes, dict)) or not hasattr(label_lists, "__len__"):
-        raise ValueError(f"{side} must be a list with one label list per example, got {type(label_lists).__name__}")
+        raise ValueError(
+            f"{side} must be a list with one label list per example, got {type(label_lists).__name__}"
+        )
     matrix = np.zeros((len(label_lists), NUM_CLASSES), dtype=bool)
     for i, labels in enumerate(label_lists):
         matrix[i, sorted(label_ids(labels, f"{side}[{i}]"))] = True
@@ -120,7 +124,9 @@ def multilabel_scores(predictions, references) -> dict:
     pred = label_matrix(predictions, "predictions")
     ref = label_matrix(references, "references")
     if len(pred) != len(ref):
-        raise ValueError(f"predictions has {len(pred)} examples but references has {len(ref)}; they must match")
+        raise ValueError(
+            f"predictions has {len(pred)} examples but references has {len(ref)}; they must match"
+        )
     if len(pred) == 0:
         raise ValueError("artifact_f1 needs at least one example; got empty predictions and references")
 
