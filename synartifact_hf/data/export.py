@@ -1,0 +1,372 @@
+"""Export the release to a Hub-ready folder: parquet shards per config and split, a dataset card with
+statistics computed from the data, and a class-distribution chart.
+
+Layout of ``OUT_DIR``::
+
+    README.md                                 card; YAML ``configs:`` maps each config to its files
+    class_distribution.png                    referenced by the card
+    <config>/<split>-00000-of-0000N.parquet   config in default, classification, detection; split in train, test
+
+so ``load_dataset(OUT_DIR)`` and ``load_dataset(OUT_DIR, "classification")`` work locally, and
+``push-dataset`` publishes the folder as it is. Everything is written to a temporary sibling folder
+and renamed into place at the end: a failed build leaves nothing behind, and an existing ``OUT_DIR``
+is replaced only with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cards import render_card, split_front_matter
+from ..taxonomy import CLASSES
+from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, SynArtifact1K
+from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
+from .statistics import DatasetStatistics, compute_statistics
+
+__all__ = [
+    "CONFIG_NAMES",
+    "CHART_FILE",
+    "CARD_FILE",
+    "BuildReport",
+    "build_dataset",
+    "card_statistics",
+    "default_row",
+    "shard_file_name",
+]
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "README.md"
+CHART_FILE = "class_distribution.png"
+DEFAULT_MAX_SHARD_SIZE = 500 * 2**20
+_STATS_START, _STATS_END = "<!-- statistics:start -->", "<!-- statistics:end -->"
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_dataset` wrote."""
+
+    out_dir: Path
+    configs: list[str]
+    rows: dict[str, dict[str, int]]  # config -> split -> rows
+    files: list[str]  # relative to out_dir
+    skipped: list[SkippedFile]
+    statistics: DatasetStatistics
+    seconds: float = 0.0
+    images_per_second: float = 0.0  # release images per second, whole build (all configs)
+
+    def summary(self) -> str:
+        lines = [
+            f"Wrote {self.out_dir} in {self.seconds:.1f}s: {len(self.configs)} config(s), "
+            f"{self.images_per_second:.1f} release images/s end to end"
+        ]
+        for config, splits in self.rows.items():
+            lines.append(f"  {config}: " + ", ".join(f"{split} {n}" for split, n in splits.items()))
+        stats = self.statistics
+        lines.append(
+            f"  label rule: {stats.total('with_artifacts')} images with artifacts, "
+            f"{stats.total('without_artifacts')} without"
+        )
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} file(s):")
+            lines.extend(f"    {item}" for item in self.skipped)
+        else:
+            lines.append("  skipped: none")
+        return "\n".join(lines)
+
+
+def shard_file_name(split: str, index: int, count: int) -> str:
+    """``train-00000-of-00002.parquet``"""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def default_row(record: ReleaseRecord) -> dict:
+    """The ``default`` row of a record without its image (what the statistics count)."""
+    return {
+        "labels": record.labels,
+        "artifacts": [{"bbox": b.bbox, "label": b.label, "caption": b.caption} for b in record.boxes],
+        "generator": record.generator,
+        "prompt_source": record.prompt_source,
+        "width": record.width,
+        "height": record.height,
+        "other_artifacts_caption": record.other_artifacts_caption,
+        "t2i_misalignment_caption": record.t2i_misalignment_caption,
+    }
+
+
+def _size_category(n: int) -> str:
+    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < bound:
+            return name
+    return "100K<n<1M"
+
+
+def _configs_yaml(configs: Sequence[str], splits: dict[str, list[str]]) -> str:
+    import yaml
+
+    entries = []
+    for i, config in enumerate(configs):
+        entry = {"config_name": config}
+        if i == 0:
+            entry["default"] = True
+        entry["data_files"] = [{"split": split, "path": f"{config}/{split}-*"} for split in splits[config]]
+        entries.append(entry)
+    return yaml.safe_dump(entries, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+def _class_table() -> str:
+    lines = ["| id | class | group | meaning |", "|---:|---|---|---|"]
+    for cls in CLASSES:
+        lines.append(f"| {cls.id} | {cls.name} | {cls.group} | {cls.explanation} |")
+    return "\n".join(lines)
+
+
+def _check_out_dir(raw_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    raw, out = raw_dir.resolve(), out_dir.resolve()
+    if out == raw or out in raw.parents or raw in out.parents:
+        raise ValueError(f"OUT_DIR {out_dir} overlaps the raw release {raw_dir}; the raw folder is never written to")
+    if out_dir.exists() or out_dir.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
+        if not out_dir.is_dir():
+            raise FileExistsError(f"{out_dir} exists and is not a folder; refusing to replace it")
+        entries = list(out_dir.iterdir())
+        looks_built = (out_dir / CARD_FILE).is_file() and any((out_dir / c).is_dir() for c in CONFIG_NAMES)
+        if entries and not looks_built:
+            raise FileExistsError(
+                f"{out_dir} exists and does not look like a dataset folder built by build-dataset "
+                f"(no {CARD_FILE} with config folders); refusing to replace it even with overwrite"
+            )
+
+
+@contextmanager
+def _progress_bars(enabled: bool):
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled and not enabled:
+            datasets.enable_progress_bars()
+
+
+def _write_config(
+    config: str,
+    raw_dir: Path,
+    release: Release,
+    staging: Path,
+    *,
+    num_proc: int | None,
+    max_shard_size: int,
+) -> tuple[dict[str, int], list[str]]:
+    builder = SynArtifact1K(
+        data_dir=str(raw_dir), config_name=config, cache_dir=str(staging / ".cache"), release=release
+    )
+    builder.download_and_prepare(num_proc=num_proc if num_proc and num_proc > 1 else None)
+    rows, files = {}, []
+    (staging / config).mkdir()
+    for split, records in release.records.items():
+        if not records:
+            continue
+        dataset = builder.as_dataset(split=split)
+        image_bytes = sum(r.image_path.stat().st_size for r in records)
+        count = max(1, min(len(records), math.ceil(image_bytes / max_shard_size)))
+        for index in range(count):
+            name = f"{config}/{shard_file_name(split, index, count)}"
+            dataset.shard(num_shards=count, index=index, contiguous=True).to_parquet(str(staging / name))
+            files.append(name)
+        rows[split] = dataset.num_rows
+        del dataset
+    del builder
+    shutil.rmtree(staging / ".cache", ignore_errors=True)
+    return rows, files
+
+
+def _verify_parquet(staging: Path, files: list[str], rows: dict[str, dict[str, int]]) -> None:
+    # Cheap end-to-end check before the folder goes live: row counts in the parquet footers.
+    import pyarrow.parquet as pq
+
+    found: Counter = Counter()
+    for name in files:
+        config, file = name.split("/")
+        found[(config, file.split("-")[0])] += pq.ParquetFile(staging / name).metadata.num_rows
+    for config, splits in rows.items():
+        for split, n in splits.items():
+            if found[(config, split)] != n:
+                raise RuntimeError(f"{config}/{split}: parquet holds {found[(config, split)]} rows, expected {n}")
+
+
+def _render_dataset_card(
+    out_name: str,
+    configs: Sequence[str],
+    split_names: dict[str, list[str]],
+    stats: DatasetStatistics,
+    skipped: list[SkippedFile],
+    pretty_name: str,
+) -> str:
+    from .. import __name__ as package_name
+
+    try:
+        from importlib.metadata import version
+
+        build_note = f"{package_name} {version('synartifact-hf')}"
+    except Exception:  # not installed as a distribution (e.g. run from a source tree)
+        build_note = package_name
+    skipped_note = (
+        f"**{len(skipped)} file(s) of the release were left out** by `--skip-invalid`: "
+        + "; ".join(f"`{s.path}`" for s in skipped[:50])
+        + (" ..." if len(skipped) > 50 else "")
+        + "."
+        if skipped
+        else "No file of the release was left out."
+    )
+    card = render_card(
+        "dataset_card.md",
+        pretty_name=pretty_name,
+        size_category=_size_category(stats.total("images")),
+        configs_yaml=_configs_yaml(configs, split_names),
+        homepage=HOMEPAGE,
+        build_note=build_note,
+        skipped_note=skipped_note,
+        configs_present=", ".join(f"`{c}`" for c in configs),
+        load_path=out_name,
+        with_artifacts=stats.total("with_artifacts"),
+        without_artifacts=stats.total("without_artifacts"),
+        class_table=_class_table(),
+        chart_file=CHART_FILE,
+        statistics=stats.to_markdown(),
+        citation=CITATION,
+    )
+    import yaml
+
+    meta = yaml.safe_load(split_front_matter(card)[0])
+    if [c["config_name"] for c in meta["configs"]] != list(configs):
+        raise RuntimeError("rendered card lost its configs metadata")
+    return card
+
+
+def build_dataset(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    configs: Sequence[str] = CONFIG_NAMES,
+    num_proc: int | None = None,
+    overwrite: bool = False,
+    skip_invalid: bool = False,
+    verify_images: bool = True,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
+    pretty_name: str = "SynArtifact-1K",
+    progress: bool = True,
+) -> BuildReport:
+    """Validate the release in ``raw_dir`` and write the Hub-ready folder ``out_dir``.
+
+    Args:
+        raw_dir: the release's ``data/`` folder (``train.txt``, ``eval.txt``, ``sub_data_N/``).
+        out_dir: the folder to create (its name is what ``load_dataset`` takes, e.g. ``synartifact-1k``).
+        configs: which of ``default``, ``classification``, ``detection`` to write; the first is the
+            card's default config.
+        num_proc: processes for validation and generation.
+        overwrite: replace an existing ``out_dir`` (only one that a previous build wrote).
+        skip_invalid: leave out bad images (listed in the report and the card) instead of failing.
+        verify_images / max_image_pixels: see :func:`~synartifact_hf.data.release.scan_release`.
+        max_shard_size: target bytes of image data per parquet file.
+        pretty_name: title of the card.
+        progress: show progress bars.
+    """
+    start = time.perf_counter()
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    configs = list(dict.fromkeys(configs))
+    unknown = [c for c in configs if c not in CONFIG_NAMES]
+    if not configs or unknown:
+        raise ValueError(f"configs must be a non-empty subset of {', '.join(CONFIG_NAMES)}; got {configs}")
+    _check_out_dir(raw_dir, out_dir, overwrite)
+
+    release = scan_release(
+        raw_dir,
+        skip_invalid=skip_invalid,
+        verify_images=verify_images,
+        max_image_pixels=max_image_pixels,
+        num_proc=num_proc,
+        progress=progress,
+    )
+    stats = compute_statistics({split: map(default_row, recs) for split, recs in release.records.items() if recs})
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        rows: dict[str, dict[str, int]] = {}
+        files: list[str] = []
+        with _progress_bars(progress):
+            for config in configs:
+                rows[config], config_files = _write_config(
+                    config, raw_dir, release, staging, num_proc=num_proc, max_shard_size=max_shard_size
+                )
+                files.extend(config_files)
+        _verify_parquet(staging, files, rows)
+
+        from ..viz import plot_class_distribution
+
+        plot_class_distribution(
+            {split: dict(stats.images_per_class[split]) for split in stats.splits},
+            staging / CHART_FILE,
+            title=f"{pretty_name}: images per class (label rule)",
+            images=stats.images,
+        )
+        split_names = {config: list(rows[config]) for config in configs}
+        card = _render_dataset_card(out_dir.name, configs, split_names, stats, release.skipped, pretty_name)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        _swap_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    seconds = time.perf_counter() - start
+    return BuildReport(
+        out_dir=out_dir,
+        configs=configs,
+        rows=rows,
+        files=sorted([CARD_FILE, CHART_FILE, *files]),
+        skipped=list(release.skipped),
+        statistics=stats,
+        seconds=seconds,
+        images_per_second=release.num_records / seconds if seconds else 0.0,
+    )
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    out_dir.rename(old)
+    try:
+        staging.rename(out_dir)
+    except BaseException:
+        old.rename(out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def card_statistics(out_dir: str | Path) -> str:
+    """The statistics section of a built folder's card (Markdown), as the card shows it."""
+    card_path = Path(out_dir) / CARD_FILE
+    text = card_path.read_text(encoding="utf-8")
+    start, end = text.find(_STATS_START), text.find(_STATS_END)
+    if start < 0 or end < 0:
+        raise ValueError(f"{card_path} has no statistics section ({_STATS_START} ... {_STATS_END})")
+    return text[start + len(_STATS_START) : end].strip()
+
