@@ -22,7 +22,7 @@ Images stream: each example reads its image file when it is written, so memory s
 >>> ds = builder.as_dataset("test")
 >>> print(ds[0]["completion"][0]["content"][0]["text"])
 1. Distorted and deformed components.
-2. Other artifacts: Extra brain-like things and a shoe on the head.
+2. Other artifacts: The man misses a leg in the generated image.
 """
 
 from __future__ import annotations
