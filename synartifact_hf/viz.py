@@ -19,7 +19,20 @@ from pathlib import Path
 
 from .taxonomy import NAMES, get_class
 
-__all__ = ["CLASS_COLORS", "draw_artifacts", "plot_class_distribution", "save_artifact_overlays"]
+__all__ = [
+    "CLASS_COLORS",
+    "draw_artifacts",
+    "plot_class_distribution",
+    "save_artifact_overlays",
+    # evaluation figures
+    "PREDICTED_COLOR",
+    "REFERENCE_COLOR",
+    "draw_box_comparison",
+    "label_cooccurrence",
+    "plot_label_cooccurrence",
+    "plot_per_class_scores",
+    "save_box_comparison_grid",
+]
 
 # One colour per class id (tab20-like, readable on light and dark images).
 CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -186,3 +199,193 @@ def save_artifact_overlays(
         picture.save(path)
         written.append(path)
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation figures (classifier report, detection boxes).
+
+
+def plot_per_class_scores(
+    per_class: Mapping[str, Mapping[str, float]],
+    path: str | Path,
+    *,
+    title: str = "Per-class scores",
+    names: Sequence[str] = NAMES,
+    paper: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """Grouped horizontal bars of precision, recall and F1 (in %) per class; writes a PNG to ``path``.
+
+    Args:
+        per_class: ``artifact_f1``'s ``per_class`` output (values 0-1, with ``support``).
+        paper: optional ``{class name: {"f1": value in %}}`` drawn as black ticks for comparison.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    keys = ("precision", "recall", "f1")
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(names) + 1.4), dpi=100)
+    bar_h = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        values = [100 * float(per_class.get(name, {}).get(key, 0.0)) for name in names]
+        ys = [i + k * bar_h - 0.4 + bar_h / 2 for i in range(len(names))]
+        ax.barh(ys, values, height=bar_h, label=key)
+    if paper:
+        for i, name in enumerate(names):
+            if name in paper and "f1" in paper[name]:
+                ax.plot([paper[name]["f1"]] * 2, [i - 0.4, i + 0.4], color="black", lw=2)
+        ax.plot([], [], color="black", lw=2, label="paper F1")
+    labels = [f"{name} (n={int(per_class.get(name, {}).get('support', 0))})" for name in names]
+    ax.set_yticks(range(len(names)), labels=labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("%")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def label_cooccurrence(references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]],
+                       names: Sequence[str] = NAMES):
+    """``counts[r][p]`` = number of examples whose reference has class ``r`` and prediction has class ``p``.
+
+    The multi-label analogue of a confusion matrix: the diagonal holds the hits of each class; row ``r``
+    off the diagonal shows what else was predicted for images of class ``r``. The extra last column
+    counts examples of class ``r`` with an empty (unparseable) prediction.
+
+    >>> label_cooccurrence([["Localized blur"]], [["Localized blur", "Abnormal texture"]],
+    ...                    names=["Localized blur", "Abnormal texture"])
+    [[1, 1, 0], [0, 0, 0]]
+    """
+    index = {name: i for i, name in enumerate(names)}
+    counts = [[0] * (len(names) + 1) for _ in names]
+    for ref, pred in zip(references, predictions):
+        for r in ref:
+            row = counts[index[get_class(r).name]]
+            if not pred:
+                row[-1] += 1
+            for p in pred:
+                row[index[get_class(p).name]] += 1
+    return counts
+
+
+def plot_label_cooccurrence(
+    references: Sequence[Sequence[str]],
+    predictions: Sequence[Sequence[str]],
+    path: str | Path,
+    *,
+    title: str = "Reference class (rows) vs predicted classes (columns)",
+    names: Sequence[str] = NAMES,
+) -> Path:
+    """Heat map of :func:`label_cooccurrence`, each row normalized by its class's number of examples
+    (cell = share of images of that class whose prediction contains the column class); writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    counts = label_cooccurrence(references, predictions, names)
+    support = [sum(1 for ref in references if name in {get_class(r).name for r in ref}) for name in names]
+    shares = [[c / s if s else 0.0 for c in row] for row, s in zip(counts, support)]
+    size = 0.5 * len(names) + 2.5
+    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=100)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    columns = [*names, "(none parsed)"]
+    ax.set_xticks(range(len(columns)), labels=columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), labels=[f"{n} (n={s})" for n, s in zip(names, support)], fontsize=7)
+    for r, row in enumerate(counts):
+        for c, value in enumerate(row):
+            if value:
+                ax.text(c, r, str(value), ha="center", va="center", fontsize=6,
+                        color="white" if shares[r][c] > 0.6 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the row's images")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+PREDICTED_COLOR = (255, 215, 0)  # yellow, as the paper's Figure 7
+REFERENCE_COLOR = (0, 200, 0)  # green
+
+
+def draw_box_comparison(image, predicted: Iterable[Mapping], reference: Iterable[Mapping], *, title: str | None = None):
+    """Paper Figure 7 style: predicted boxes in yellow, ground-truth boxes in green, on a copy of ``image``.
+
+    Boxes are ``{"label": name, "bbox": [x1, y1, x2, y2]}`` in **pixels** of ``image`` (convert answer
+    boxes, which are fractions of the padded square, with ``prompts.padded_to_pixel``). Each box is
+    labeled with its class name; a legend band below the image says which color is which.
+    """
+    from PIL import Image, ImageDraw
+
+    base = image.convert("RGB")
+    width, height = base.size
+    font_size = max(10, min(width, height) // 32)
+    font = _font(font_size)
+    band = 2 * (font_size + 4) + 8
+    canvas = Image.new("RGB", (width, height + band), (255, 255, 255))
+    canvas.paste(base, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    line_width = max(2, min(width, height) // 150)
+    for boxes, color, dash_offset in ((reference, REFERENCE_COLOR, 0), (predicted, PREDICTED_COLOR, 1)):
+        for box in boxes:
+            x1, y1, x2, y2 = (float(v) for v in box["bbox"])
+            x1, x2 = sorted((max(0.0, min(width - 1.0, x1)), max(0.0, min(width - 1.0, x2))))
+            y1, y2 = sorted((max(0.0, min(height - 1.0, y1)), max(0.0, min(height - 1.0, y2))))
+            draw.rectangle((x1, y1, x2, y2), outline=color, width=line_width)
+            text = _fit(draw, _label_name(box["label"]), font, max(20, width - 6))
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            text_h = bottom - top + 4
+            # Ground truth labels above the box, predictions below it, so the two rarely collide.
+            ty = y1 - text_h if dash_offset == 0 else y2
+            ty = max(0, min(ty, height - text_h))
+            tx = max(0, min(x1, width - (right - left) - 4))
+            draw.rectangle((tx, ty, tx + right - left + 4, ty + text_h), fill=color)
+            draw.text((tx + 2, ty + 1 - top), text, fill=(0, 0, 0), font=font)
+    y = height + 4
+    legend = [("predicted", PREDICTED_COLOR), ("ground truth", REFERENCE_COLOR)]
+    x = 4
+    for name, color in legend:
+        draw.rectangle((x, y + 2, x + font_size, y + font_size), fill=color)
+        draw.text((x + font_size + 4, y), name, fill=(0, 0, 0), font=font)
+        x += int(draw.textlength(name, font=font)) + font_size + 20
+    if title:
+        draw.text((4, y + font_size + 4), _fit(draw, title, font, width - 8), fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def save_box_comparison_grid(panels: Sequence, path: str | Path, *, columns: int = 4, cell: int = 320) -> Path:
+    """Tile images from :func:`draw_box_comparison` (each scaled to ``cell`` pixels wide) into one PNG."""
+    from PIL import Image
+
+    if not panels:
+        raise ValueError("save_box_comparison_grid needs at least one panel")
+    scaled = []
+    for panel in panels:
+        ratio = cell / panel.size[0]
+        scaled.append(panel.resize((cell, max(1, round(panel.size[1] * ratio)))))
+    columns = max(1, min(columns, len(scaled)))
+    rows = (len(scaled) + columns - 1) // columns
+    row_heights = [max(p.size[1] for p in scaled[r * columns:(r + 1) * columns]) for r in range(rows)]
+    grid = Image.new("RGB", (columns * cell + (columns - 1) * 4, sum(row_heights) + (rows - 1) * 4), (255, 255, 255))
+    y = 0
+    for r in range(rows):
+        for c, panel in enumerate(scaled[r * columns:(r + 1) * columns]):
+            grid.paste(panel, (c * (cell + 4), y))
+        y += row_heights[r] + 4
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
