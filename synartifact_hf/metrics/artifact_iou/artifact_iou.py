@@ -133,7 +133,7 @@ def _parse_answers(texts, side):
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class ArtifactIoU(evaluate.Metric):
+class ArtifactIou(evaluate.Metric):
     def _info(self):
         if self.config_name not in _CONFIGS:
             raise ValueError(
