@@ -90,3 +90,12 @@ def test_spaces_app_loads_the_module(name, monkeypatch):
     monkeypatch.setattr(evaluate.utils, "launch_gradio_widget", launched.append)
     runpy.run_path(os.path.join(synartifact_hf.metrics.path(name), "app.py"))
     assert [module.name for module in launched] == [name]
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_card_usage_snippet_runs(name):
+    card = render_metric_card(name)
+    usage = card.split("## How to Use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(usage, f"{name} README How to Use", "exec"), namespace)  # our own card text, not model output
+    assert isinstance(namespace["results"], dict) and "per_class" in namespace["results"]

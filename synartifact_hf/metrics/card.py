@@ -39,8 +39,9 @@ results["f1"], results["per_class"]["Omitted components"]["recall"]  # (0.8333..
 
 # raw model answers, parsed with synartifact_hf.parsing.parse_answer
 artifact_f1 = evaluate.load(synartifact_hf.metrics.path("artifact_f1"), "text")
-artifact_f1.compute(predictions=["1. Duplicated components.\\n2. Omitted components."],
-                    references=[["Duplicated components"]])""",
+artifact_f1.compute(
+    predictions=["1. Duplicated components.\\n2. Omitted components."], references=[["Duplicated components"]]
+)""",
         "paper_values": """\
 Table 2 of the paper (SynArtifact-1K test split, 265 images; accuracy / precision / recall / F1 in %, the
 "All" rows), which this metric's example-based scores are meant to reproduce:
@@ -73,7 +74,7 @@ results = artifact_iou.compute(
     predictions=[{"boxes": [[0.1, 0.1, 0.5, 0.5]], "labels": ["Localized blur"]}],
     references=[{"boxes": [[0.1, 0.1, 0.5, 0.4]], "labels": ["Localized blur"]}],
 )
-results["mean_iou"], results["recall"]  # (0.75, 1.0)
+results["mean_iou"], results["recall"]  # (0.75..., 1.0)
 
 # raw detection answers ("Artifact location:" lines), parsed with synartifact_hf.parsing.parse_answer
 artifact_iou = evaluate.load(synartifact_hf.metrics.path("artifact_iou"), "text")""",
