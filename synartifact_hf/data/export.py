@@ -123,6 +123,12 @@ def _configs_yaml(configs: Sequence[str], splits: dict[str, list[str]]) -> str:
     return yaml.safe_dump(entries, sort_keys=False, default_flow_style=False).rstrip("\n")
 
 
+def _yaml_block(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
 def _class_table() -> str:
     lines = ["| id | class | group | meaning |", "|---:|---|---|---|"]
     for cls in CLASSES:
@@ -170,7 +176,7 @@ def _write_config(
     *,
     num_proc: int | None,
     max_shard_size: int,
-) -> tuple[dict[str, int], list[str]]:
+) -> tuple[dict[str, int], list[str], dict]:
     builder = SynArtifact1K(
         data_dir=str(raw_dir), config_name=config, cache_dir=str(staging / ".cache"), release=release
     )
@@ -189,9 +195,32 @@ def _write_config(
             files.append(name)
         rows[split] = dataset.num_rows
         del dataset
+    info = _dataset_info(config, builder, staging, files)
     del builder
     shutil.rmtree(staging / ".cache", ignore_errors=True)
-    return rows, files
+    return rows, files, info
+
+
+def _dataset_info(config: str, builder, staging: Path, files: list[str]) -> dict:
+    """The card's ``dataset_info`` entry of a config (features, splits, sizes), as push_to_hub writes it.
+
+    Besides documenting the schema, it matters for local loading: ``load_dataset(folder)`` keys its
+    cache on the card's metadata and the data-file *patterns*, not on the files' contents, so without
+    sizes and row counts here a rebuilt folder of the same name could be served from a stale cache.
+    """
+    import datasets
+
+    splits = datasets.SplitDict()
+    for split in builder.info.splits.values():
+        splits.add(datasets.SplitInfo(name=split.name, num_bytes=split.num_bytes, num_examples=split.num_examples))
+    info = datasets.DatasetInfo(
+        features=builder.info.features,
+        splits=splits,
+        download_size=sum((staging / f).stat().st_size for f in files),
+        dataset_size=sum(split.num_bytes for split in splits.values()),
+        config_name=config,
+    )
+    return info._to_yaml_dict()
 
 
 def _verify_parquet(staging: Path, files: list[str], rows: dict[str, dict[str, int]]) -> None:
@@ -212,6 +241,7 @@ def _render_dataset_card(
     out_name: str,
     configs: Sequence[str],
     split_names: dict[str, list[str]],
+    infos: list[dict],
     stats: DatasetStatistics,
     skipped: list[SkippedFile],
     pretty_name: str,
@@ -237,6 +267,7 @@ def _render_dataset_card(
         pretty_name=pretty_name,
         size_category=_size_category(stats.total("images")),
         configs_yaml=_configs_yaml(configs, split_names),
+        dataset_info_yaml=_yaml_block(infos),
         homepage=HOMEPAGE,
         build_note=build_note,
         skipped_note=skipped_note,
@@ -252,8 +283,8 @@ def _render_dataset_card(
     import yaml
 
     meta = yaml.safe_load(split_front_matter(card)[0])
-    if [c["config_name"] for c in meta["configs"]] != list(configs):
-        raise RuntimeError("rendered card lost its configs metadata")
+    if [c["config_name"] for c in meta["configs"]] != list(configs) or len(meta["dataset_info"]) != len(configs):
+        raise RuntimeError("rendered card lost its configs / dataset_info metadata")
     return card
 
 
@@ -310,12 +341,14 @@ def build_dataset(
     try:
         rows: dict[str, dict[str, int]] = {}
         files: list[str] = []
+        infos: list[dict] = []
         with _progress_bars(progress):
             for config in configs:
-                rows[config], config_files = _write_config(
+                rows[config], config_files, info = _write_config(
                     config, raw_dir, release, staging, num_proc=num_proc, max_shard_size=max_shard_size
                 )
                 files.extend(config_files)
+                infos.append(info)
         _verify_parquet(staging, files, rows)
 
         from ..viz import plot_class_distribution
@@ -327,7 +360,7 @@ def build_dataset(
             images=stats.images,
         )
         split_names = {config: list(rows[config]) for config in configs}
-        card = _render_dataset_card(out_dir.name, configs, split_names, stats, release.skipped, pretty_name)
+        card = _render_dataset_card(out_dir.name, configs, split_names, infos, stats, release.skipped, pretty_name)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         _swap_into_place(staging, out_dir)
     except BaseException:

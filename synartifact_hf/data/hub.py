@@ -76,8 +76,8 @@ def push_dataset(
 ) -> str:
     """Create the dataset repo ``repo_id`` (if needed) and upload the validated folder; returns the
     commit URL. ``endpoint`` defaults to ``HF_ENDPOINT`` / https://huggingface.co."""
-    import httpx
     from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import validate_repo_id
 
     validate_repo_id(repo_id)
@@ -94,6 +94,18 @@ def push_dataset(
             allow_patterns=files,
             commit_message=commit_message,
         )
-    except httpx.TransportError as err:
+    except HfHubHTTPError as err:
+        raise RuntimeError(f"The Hub at {api.endpoint} refused the upload of {out_dir} to {repo_id}: {err}") from err
+    except Exception as err:
+        if not _is_network_error(err):
+            raise
         raise ConnectionError(f"Could not reach the Hub at {api.endpoint} to upload {out_dir}: {err}") from err
     return getattr(commit, "commit_url", None) or str(commit)
+
+
+def _is_network_error(err: BaseException) -> bool:
+    # huggingface_hub's HTTP client changed over versions (requests, httpx, httpx2); match the
+    # transport-level error by name instead of importing one of them.
+    if isinstance(err, (ConnectionError, TimeoutError)):
+        return True
+    return any(cls.__name__ in ("TransportError", "ConnectError", "ConnectionError") for cls in type(err).__mro__)
