@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-dataset": ("synartifact_hf.data.cli_build_dataset", "raw SynArtifact-1K release -> Hub-ready dataset folder"),
     "push-dataset": ("synartifact_hf.data.cli_push_dataset", "upload a built dataset folder to the Hub"),
     "visualize": ("synartifact_hf.data.cli_visualize", "draw boxes, classes and captions of a built dataset to PNGs"),
+    "evaluate": ("synartifact_hf.cli_evaluate", "Table-2-style report of a classifier on a built dataset split"),
 }
 
 

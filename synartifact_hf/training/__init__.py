@@ -12,6 +12,7 @@ from .freezing import (
     prepare_model_for_training,
     trainable_summary,
 )
+from .model_card import render_model_card, save_for_pipeline, write_model_card
 from .parts import VLMParts, VLMPartsNotFoundError, find_vlm_parts, unwrap_model
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "load_projector_weights",
     "lora_config_for",
     "prepare_model_for_training",
+    "render_model_card",
+    "save_for_pipeline",
     "trainable_summary",
     "unwrap_model",
+    "write_model_card",
 ]
