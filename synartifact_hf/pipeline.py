@@ -1,0 +1,401 @@
+"""``pipeline("artifact-classification")``: which SynArtifact artifacts a vision-language model sees.
+
+The pipeline asks any ``AutoModelForImageTextToText`` checkpoint whose processor has a chat template
+the paper's classification instruction (Fig. 11) about each image, decodes its answer greedily and
+parses it into taxonomy labels. With ``return_scores=True`` it also returns, for each of the 14
+options, the model's likelihood of answering with that option (see :mod:`synartifact_hf.scoring`).
+
+>>> import tempfile
+>>> from PIL import Image
+>>> from transformers import pipeline
+>>> import synartifact_hf  # registers the task
+>>> from synartifact_hf.tiny_models import build_tiny_llava
+>>> classifier = pipeline("artifact-classification", model=build_tiny_llava(tempfile.mkdtemp()))
+>>> out = classifier(Image.new("RGB", (64, 48), "white"), max_new_tokens=8, return_scores=True)
+>>> sorted(out)
+['generated_text', 'has_artifacts', 'labels', 'other_artifacts', 'parse_issues', 'scores']
+>>> round(sum(out["scores"].values()), 6)  # a distribution over the 14 options
+1.0
+
+(The tiny model has random weights, so its answers are noise; pass a fine-tuned checkpoint for real
+predictions, e.g. ``pipeline("artifact-classification", model="path/to/checkpoint")``.)
+
+This module only imports installed packages and its sibling modules (taxonomy, prompts, parsing,
+scoring) through relative imports, so ``save_pretrained`` can copy it, with those siblings, next to a
+checkpoint for ``pipeline(model=folder, trust_remote_code=True)`` without synartifact-hf installed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from transformers import GenerationConfig, Pipeline
+
+from .parsing import parse_answer
+from .prompts import classification_instruction, render_prompt
+from .scoring import OptionScorer, continuation_texts, encode_continuations, scores_from_logprobs
+from .taxonomy import NAMES
+
+__all__ = [
+    "TASK",
+    "DEFAULT_MODEL",
+    "MAX_IMAGE_PIXELS",
+    "ArtifactClassificationPipeline",
+    "ImageTooLargeError",
+    "load_image",
+    "load_pipeline",
+    "register_pipeline",
+]
+
+TASK = "artifact-classification"
+# The paper's baseline, LLaVA-1.5-7B in transformers format, pinned to a snapshot of the Hub repo
+# that has the chat template and the processor's patch_size / num_additional_image_tokens.
+DEFAULT_MODEL = ("llava-hf/llava-1.5-7b-hf", "b234b804b114d9e37bb655e11cbbb5f5e971b7a9")
+# Images with more pixels are refused before their pixels are decoded (decompression bombs); 50 MP is
+# ~7000x7000, far above what any VLM processor keeps (LLaVA-1.5 resizes to 336x336).
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
+
+
+class ImageTooLargeError(ValueError):
+    """An image whose header declares more pixels than the pipeline's ``max_image_pixels``."""
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return type(source).__name__
+
+
+def _check_size(width: int, height: int, source, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"Image {_describe(source)} is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (decompression-bomb guard). Resize it, or pass max_image_pixels=N to the pipeline "
+            "call if you trust the file."
+        )
+
+
+def _open(fp, source, max_pixels: int) -> Image.Image:
+    try:
+        image = Image.open(fp)
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(
+            f"Image {_describe(source)} refused as a decompression bomb by PIL ({err}); PIL's own cap, "
+            "PIL.Image.MAX_IMAGE_PIXELS, applies on top of the pipeline's max_image_pixels"
+        ) from err
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"Cannot read {_describe(source)} as an image: {err}") from err
+    # The header gives the size; nothing has been decoded yet.
+    _check_size(*image.size, source, max_pixels)
+    try:
+        image.load()
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"Cannot decode image {_describe(source)}: {err}") from err
+    return image
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # channels-first
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3|4) or (3|4, H, W), got {array.shape}")
+    if np.issubdtype(array.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 1.0
+        array = np.clip(np.nan_to_num(array) * scale, 0, 255).astype(np.uint8)
+    elif array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB for any PIL mode: 16/32-bit and float greyscale are rescaled to 8 bits (a plain convert would
+    clip them to white), transparency is composited on white, CMYK/L/P/... are converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max(initial=0.0)), 1.0)
+        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def load_image(source, timeout: float | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """An RGB ``PIL.Image`` from a PIL image, a local path, an http(s) URL, a numpy array or a
+    ``datasets`` image dict (``{"bytes": ..., "path": ...}``), upright per its EXIF orientation.
+
+    Raises ``ImageTooLargeError`` above ``max_pixels`` (checked from the header, before decoding),
+    ``FileNotFoundError`` for a missing path and ``ValueError`` for anything unreadable.
+    """
+    if isinstance(source, Image.Image):
+        _check_size(*source.size, source, max_pixels)
+        image = source
+    elif isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            h, w = (source.shape[1:3] if source.ndim == 3 and source.shape[0] in (1, 3, 4)
+                    and source.shape[-1] not in (1, 3, 4) else source.shape[:2])
+            _check_size(int(w), int(h), source, max_pixels)
+        image = _from_array(source)
+    elif isinstance(source, dict) and ("bytes" in source or "path" in source):
+        if source.get("bytes") is not None:
+            image = _open(io.BytesIO(source["bytes"]), source.get("path") or "image bytes", max_pixels)
+        else:
+            return load_image(source["path"], timeout=timeout, max_pixels=max_pixels)
+    elif isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        if text.startswith(("http://", "https://")):
+            with urllib.request.urlopen(text, timeout=timeout or 30) as response:  # noqa: S310 (http(s) only)
+                data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            if len(data) > MAX_DOWNLOAD_BYTES:
+                raise ImageTooLargeError(f"Image {text} is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
+            image = _open(io.BytesIO(data), text, max_pixels)
+        else:
+            path = Path(text)
+            if not path.is_file():
+                raise FileNotFoundError(f"Image file not found: {path}")
+            image = _open(path, path, max_pixels)
+    else:
+        raise TypeError(
+            f"Unsupported image input {type(source).__name__}; pass a PIL image, a path, an http(s) URL, a numpy "
+            "array or a datasets image"
+        )
+    image = ImageOps.exif_transpose(image) or image
+    return _to_rgb(image)
+
+
+class ArtifactClassificationPipeline(Pipeline):
+    """Classify the artifacts in synthetic images with a vision-language model.
+
+    Call it on one image or a list (PIL images, paths, http(s) URLs, numpy arrays), or on a ``datasets``
+    column through ``KeyDataset``; ``batch_size=N`` generates N images at once (left padding; the
+    results equal ``batch_size=1`` under greedy decoding).
+
+    Parameters (at construction or per call):
+        instruction (`str`): the user text; defaults to the paper's classification instruction.
+        max_new_tokens (`int`): answer length cap (default 128).
+        return_scores (`bool`): also return ``scores``, the 14-option distribution of
+            :mod:`synartifact_hf.scoring` (one extra batched pass over the 14 continuations; the prefix is
+            shared with generation).
+        threshold (`float`): with scores, also return ``labels_above_threshold``: the options whose score
+            is at least ``threshold`` (implies ``return_scores``).
+        generate_kwargs (`dict`): passed to ``generate()``. Decoding is greedy unless ``do_sample`` is
+            given explicitly.
+        max_image_pixels (`int`): decompression-bomb cap (default ``MAX_IMAGE_PIXELS``).
+        timeout (`float`): seconds to wait for an image URL.
+
+    Returns, per image, a JSON-able dict: ``labels`` (taxonomy names parsed from the answer, taxonomy
+    order; ``[]`` when nothing could be parsed), ``has_artifacts`` (True/False, None when unparsed),
+    ``other_artifacts`` (the "Other artifacts:" caption or None), ``generated_text`` (the raw answer),
+    ``parse_issues`` (what the parser could not read cleanly) and, when asked, ``scores``
+    ({option name: probability} over all 14 options, summing to 1) and ``labels_above_threshold``.
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+    _pipeline_calls_generate = True
+    _default_generation_config = GenerationConfig(max_new_tokens=128)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            raise ValueError(f"{TASK} needs a processor (image processor + tokenizer); none was loaded for {self.model.name_or_path}")
+        if getattr(self.processor, "chat_template", None) is None and getattr(self.tokenizer, "chat_template", None) is None:
+            raise ValueError(
+                f"The processor of {self.model.name_or_path} has no chat template; {TASK} renders the instruction "
+                "with it. Save one with processor.chat_template = '...'; processor.save_pretrained(path)."
+            )
+        self._prompts: dict[str, str] = {}
+        self._scorers: dict[str, OptionScorer] = {}
+
+    def _sanitize_parameters(
+        self,
+        instruction=None,
+        max_new_tokens=None,
+        return_scores=None,
+        threshold=None,
+        generate_kwargs=None,
+        max_image_pixels=None,
+        timeout=None,
+    ):
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if instruction is not None:
+            preprocess_params["instruction"] = instruction
+        if max_image_pixels is not None:
+            preprocess_params["max_image_pixels"] = max_image_pixels
+        if timeout is not None:
+            preprocess_params["timeout"] = timeout
+        if generate_kwargs is not None:
+            forward_params["generate_kwargs"] = dict(generate_kwargs)
+        if max_new_tokens is not None:
+            forward_params.setdefault("generate_kwargs", {})
+            if "max_new_tokens" in forward_params["generate_kwargs"]:
+                raise ValueError("max_new_tokens given twice: as a parameter and in generate_kwargs; pass it once")
+            forward_params["generate_kwargs"]["max_new_tokens"] = max_new_tokens
+        if threshold is not None:
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+            postprocess_params["threshold"] = float(threshold)
+            return_scores = True if return_scores is None else return_scores
+            if not return_scores:
+                raise ValueError("threshold applies to scores; it cannot be used with return_scores=False")
+        if return_scores is not None:
+            forward_params["return_scores"] = bool(return_scores)
+        return preprocess_params, forward_params, postprocess_params
+
+    def _prompt(self, instruction: str | None) -> str:
+        key = instruction if instruction is not None else ""
+        if key not in self._prompts:
+            self._prompts[key] = render_prompt(self.processor, instruction or classification_instruction())
+        return self._prompts[key]
+
+    def _scorer(self, instruction: str | None) -> OptionScorer:
+        key = instruction if instruction is not None else ""
+        if key not in self._scorers:
+            prompt, continuations = continuation_texts(self.processor, instruction or classification_instruction())
+            ids = encode_continuations(self.tokenizer, prompt, continuations)
+            self._scorers[key] = OptionScorer(self.model, ids, pad_token_id=self.tokenizer.pad_token_id)
+        return self._scorers[key]
+
+    def preprocess(self, image, instruction=None, max_image_pixels=MAX_IMAGE_PIXELS, timeout=None):
+        if isinstance(image, dict) and "image" in image:
+            unknown = set(image) - {"image", "instruction"}
+            if unknown:
+                raise ValueError(f"Input dicts take the keys 'image' and 'instruction'; got unknown keys {sorted(unknown)}")
+            instruction = image.get("instruction", instruction)
+            image = image["image"]
+        pil = load_image(image, timeout=timeout, max_pixels=max_image_pixels)
+        inputs = self.processor(images=[[pil]], text=[self._prompt(instruction)], return_tensors="pt")
+        inputs = inputs.to(dtype=self.dtype)
+        inputs["instruction"] = instruction  # not a tensor: batched into a list, popped in _forward
+        return inputs
+
+    def _forward(self, model_inputs, generate_kwargs=None, return_scores=False):
+        instructions = model_inputs.pop("instruction")
+        if not isinstance(instructions, list):
+            instructions = [instructions]
+        generate_kwargs = dict(generate_kwargs or {})
+        overrides = {"return_dict_in_generate": True}
+        if "do_sample" not in generate_kwargs and "do_sample" not in self._generate_kwargs:
+            overrides["do_sample"] = False
+        if return_scores:
+            settings = {**self._generate_kwargs, **generate_kwargs}
+            if settings.get("num_beams", 1) != 1 or settings.get("num_return_sequences", 1) != 1:
+                raise ValueError("return_scores needs one sequence per image (num_beams=1, num_return_sequences=1)")
+            overrides["output_logits"] = True
+        prompt_length = model_inputs["input_ids"].shape[1]
+        kwargs = self._prepare_generate_kwargs(generate_kwargs, **overrides)
+        outputs = self.model.generate(**model_inputs, **kwargs)
+        result = {"generated_ids": outputs.sequences[:, prompt_length:]}
+        if return_scores:
+            cache = getattr(outputs, "cache", None)
+            cache = cache if cache is not None else outputs.past_key_values
+            # generate()'s prefill already encoded image + prompt: reuse its cache and first-step logits.
+            logprobs = torch.empty(len(instructions), len(NAMES), device=outputs.logits[0].device)
+            for instruction in dict.fromkeys(instructions):
+                rows = [i for i, x in enumerate(instructions) if x == instruction]
+                logprobs[rows] = self._scorer(instruction).from_prefix(
+                    cache, outputs.logits[0], model_inputs["attention_mask"], rows=rows
+                )
+            result["option_logprobs"] = logprobs
+        return result
+
+    def postprocess(self, model_outputs, threshold=None):
+        ids = model_outputs["generated_ids"][0]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        parsed = parse_answer(text)
+        record = {
+            "labels": parsed.labels,
+            "has_artifacts": parsed.has_artifacts,
+            "other_artifacts": parsed.other_caption,
+            "generated_text": text,
+            "parse_issues": list(parsed.issues),
+        }
+        if "option_logprobs" in model_outputs:
+            scores = scores_from_logprobs(model_outputs["option_logprobs"])[0]
+            record["scores"] = scores
+            if threshold is not None:
+                record["labels_above_threshold"] = [name for name, p in scores.items() if p >= threshold]
+        return record
+
+    def save_pretrained(self, save_directory, safe_serialization: bool = True, **kwargs):
+        """Save model, processor and pipeline code: ``config.json`` gets ``custom_pipelines``, and this module
+        is copied with its sibling modules, so ``pipeline(model=save_directory, trust_remote_code=True)``
+        works without synartifact-hf installed."""
+        if not safe_serialization:
+            raise ValueError("Only safetensors serialization is supported (safe_serialization=True)")
+        register_pipeline()  # sets _registered_impl, which the base class writes as custom_pipelines
+        super().save_pretrained(save_directory, **kwargs)  # transformers 5 writes safetensors only
+        # Processor-only pipelines: the base class saves tokenizer and image processor separately, not the
+        # processor config (patch size, image tokens) nor its chat template.
+        self.processor.save_pretrained(save_directory)
+
+
+def register_pipeline() -> None:
+    """Register ``"artifact-classification"`` with transformers (idempotent). ``import synartifact_hf``
+    does this as soon as ``transformers.pipelines`` is imported."""
+    from transformers import AutoModelForImageTextToText
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    current = PIPELINE_REGISTRY.supported_tasks.get(TASK, {})
+    if current.get("impl") is ArtifactClassificationPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=ArtifactClassificationPipeline,
+        pt_model=AutoModelForImageTextToText,
+        default={"pt": DEFAULT_MODEL},
+        type="multimodal",
+    )
+
+
+def load_pipeline(model: str | os.PathLike | None = None, revision: str | None = None, **kwargs):
+    """``pipeline("artifact-classification", model=...)`` with a clear error when the model is not available.
+
+    Without ``model`` it loads ``DEFAULT_MODEL`` (the paper's baseline, pinned revision), which needs the
+    Hub or a warm cache. Other keyword arguments go to ``transformers.pipeline``.
+    """
+    from transformers import pipeline
+
+    register_pipeline()
+    if model is None:
+        model, revision = DEFAULT_MODEL[0], revision or DEFAULT_MODEL[1]
+    local = Path(model)
+    if local.exists() and not (local / "config.json").is_file():
+        raise FileNotFoundError(f"{local} has no config.json; pass a folder written by save_pretrained")
+    try:
+        return pipeline(TASK, model=str(model), revision=revision, **kwargs)
+    except OSError as err:
+        if local.exists():
+            raise
+        offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+        raise OSError(
+            f"Could not load the artifact classifier {model!r}"
+            + (f" (revision {revision})" if revision else "")
+            + (" because the Hugging Face Hub is offline (HF_HUB_OFFLINE=1)" if offline else " from the Hub or the local cache")
+            + ". Pass a local checkpoint folder instead: pipeline('artifact-classification', model='/path/to/checkpoint') "
+            "(or `synartifact-hf classify ... --model /path/to/checkpoint`); the folder must hold config.json, "
+            "model.safetensors and the processor files written by save_pretrained. To fetch the default model "
+            f"once while online: `hf download {DEFAULT_MODEL[0]} --revision {DEFAULT_MODEL[1]}`."
+        ) from err
+
+
+if __name__ == "synartifact_hf.pipeline":
+    # Only the installed package registers itself; a copy loaded with trust_remote_code is registered by
+    # transformers from config.json's custom_pipelines.
+    register_pipeline()
