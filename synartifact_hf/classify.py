@@ -1,0 +1,218 @@
+"""`synartifact-hf classify PATH... --model M --output results.jsonl`: classify images to JSON lines.
+
+PATH may be an image file, a folder (searched recursively for image files; symlinks leading outside
+it are skipped) or a built dataset folder (``synartifact-hf build-dataset``: parquet shards with an
+``image`` column, read with ``datasets``). Each image gives one JSON line, written and flushed as soon
+as its batch is done::
+
+    {"image": "/abs/path/a.png", "labels": [...], "has_artifacts": true, "other_artifacts": null,
+     "generated_text": "1. ...", "parse_issues": [], "scores": {...}}      # scores with --scores
+    {"image": "/abs/path/broken.png", "error": "ValueError: Cannot read ... as an image: ..."}
+
+Dataset rows are keyed ``<folder>::<config>/<split>/<image_id>``. Re-running with the same
+``--output`` skips every image already in the file (results and errors alike), so a crashed run resumes
+where it stopped; a half-written last line is dropped first. The run ends with a summary of the whole
+output file: images per label, images with/without artifacts, unparsed answers, errors.
+
+Example (a tiny random model: plumbing only, its labels are noise)::
+
+    python -c "from synartifact_hf.tiny_models import build_tiny_llava; build_tiny_llava('tiny-llava')"
+    synartifact-hf classify images/ --model tiny-llava --batch-size 8 --scores --output results.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, or built dataset folders")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint folder (save_pretrained) or Hub id, e.g. llava-hf/llava-1.5-7b-hf")
+    parser.add_argument("--output", required=True, help="JSON-lines file to write (appended to; resumable)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per generate() call (default: %(default)s)")
+    parser.add_argument("--scores", action="store_true", help="also write the 14-option scores (scoring module)")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="answer length cap (default: %(default)s)")
+    parser.add_argument("--instruction-file", help="text file with the instruction (default: the paper's Fig. 11)")
+    parser.add_argument("--config", default=None,
+                        help="config of a built dataset folder to read (default: its first, 'default')")
+    parser.add_argument("--split", action="append", default=None,
+                        help="split(s) of a built dataset folder to read (repeatable; default: all)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: CPU)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _is_dataset_folder(folder: Path) -> bool:
+    return any(folder.glob("*.parquet")) or any(folder.glob("*/*.parquet"))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    root = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if not path.resolve().is_relative_to(root):
+                print(f"skipping {path}: links outside {root}", file=sys.stderr)
+                continue
+            found.append(path)
+    return found
+
+
+def _dataset_items(folder: Path, config: str | None, splits: list[str] | None) -> Iterator[tuple[str, object]]:
+    import datasets
+
+    loaded = datasets.load_dataset(str(folder), name=config)
+    chosen = splits or list(loaded)
+    missing = [s for s in chosen if s not in loaded]
+    if missing:
+        raise SystemExit(f"{folder}: no split(s) {missing}; available: {list(loaded)}")
+    config_name = config or loaded[chosen[0]].config_name or "default"
+    for split in chosen:
+        dataset = loaded[split]
+        if "image" not in dataset.column_names:
+            raise SystemExit(f"{folder} ({config_name}/{split}) has no 'image' column; columns: {dataset.column_names}")
+        # Undecoded ({"bytes", "path"}): a broken image becomes that row's error record, not a crash.
+        dataset = dataset.cast_column("image", datasets.Image(decode=False))
+        ids = dataset["image_id"] if "image_id" in dataset.column_names else range(len(dataset))
+        for index, image_id in enumerate(ids):
+            yield f"{folder.resolve()}::{config_name}/{split}/{image_id}", (dataset, index)
+
+
+def collect_items(paths: list[str], config: str | None = None, splits: list[str] | None = None):
+    """``[(key, source)]`` for every image under ``paths``, in a stable order."""
+    items: list[tuple[str, object]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            if _is_dataset_folder(path):
+                items.extend(_dataset_items(path, config, splits))
+            else:
+                items.extend((str(p.resolve()), p) for p in _image_files(path))
+        elif path.is_file():
+            items.append((str(path.resolve()), path))
+        else:
+            raise SystemExit(f"{raw}: no such file or folder")
+    return list(dict(items).items())  # the same image named twice is classified once
+
+
+def _read_source(source, max_pixels: int):
+    from .pipeline import load_image
+
+    if isinstance(source, tuple):
+        dataset, index = source
+        source = dataset[index]["image"]
+    return load_image(source, max_pixels=max_pixels)
+
+
+# ----------------------------------------------------------------------------------------------
+# Output
+
+
+def read_done(output: Path) -> list[dict]:
+    """Records already in ``output``; a half-written last line (crash mid-write) is removed from the file."""
+    if not output.exists():
+        return []
+    data = output.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, output)
+    records = []
+    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"{output}:{number} is not JSON ({err}); fix or remove that line to resume") from None
+        if "image" not in record:
+            raise SystemExit(f"{output}:{number} has no 'image' key; is this a classify output file?")
+        records.append(record)
+    return records
+
+
+def summarize(records: list[dict]) -> dict:
+    labels = Counter(label for r in records if "error" not in r for label in r.get("labels", []))
+    return {
+        "images": len(records),
+        "errors": sum("error" in r for r in records),
+        "with_artifacts": sum(r.get("has_artifacts") is True for r in records),
+        "without_artifacts": sum(r.get("has_artifacts") is False for r in records),
+        "unparsed": sum("error" not in r and r.get("has_artifacts") is None for r in records),
+        "labels": dict(labels.most_common()),
+    }
+
+
+def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
+    print(f"\n{output}: {summary['images']} image(s) ({new} new, {skipped} already done), "
+          f"{summary['errors']} error(s)")
+    print(f"  with artifacts: {summary['with_artifacts']}, without: {summary['without_artifacts']}, "
+          f"unparsed answers: {summary['unparsed']}")
+    for label, count in summary["labels"].items():
+        print(f"  {count:6d}  {label}")
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .pipeline import MAX_IMAGE_PIXELS, load_pipeline
+
+    if args.batch_size < 1:
+        raise SystemExit("--batch-size must be at least 1")
+    output = Path(args.output)
+    instruction = Path(args.instruction_file).read_text(encoding="utf-8").strip() if args.instruction_file else None
+    items = collect_items(args.paths, args.config, args.split)
+    done = read_done(output)
+    done_keys = {r["image"] for r in done}
+    todo = [(key, source) for key, source in items if key not in done_keys]
+    skipped = len(items) - len(todo)
+
+    new_records: list[dict] = []
+    if todo:
+        classifier = load_pipeline(args.model, device=args.device)
+        params = {"max_new_tokens": args.max_new_tokens, "return_scores": args.scores}
+        if instruction:
+            params["instruction"] = instruction
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("a", encoding="utf-8") as out, tqdm(total=len(todo), desc="classify", unit="img") as bar:
+            def write(record: dict) -> None:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.flush()
+                new_records.append(record)
+                bar.update(1)
+
+            for start in range(0, len(todo), args.batch_size):
+                batch, images = [], []
+                for key, source in todo[start: start + args.batch_size]:
+                    try:
+                        images.append(_read_source(source, MAX_IMAGE_PIXELS))
+                        batch.append(key)
+                    except Exception as err:  # one unreadable image must not stop the run
+                        write({"image": key, "error": f"{type(err).__name__}: {err}"})
+                if not batch:
+                    continue
+                results = classifier(images, batch_size=len(images), **params)
+                for key, result in zip(batch, results):
+                    write({"image": key, **result})
+
+    _print_summary(summarize(done + new_records), output, len(new_records), skipped)
+    return 0
