@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_checkpoint",
     "evaluate_predictions",
     "format_table2",
+    "score_boxes",
     "write_report",
 ]
 
@@ -192,6 +193,22 @@ def evaluate_predictions(predictions, references) -> dict:
     return evaluate.load(metrics.path("artifact_f1")).compute(predictions=predictions, references=references)
 
 
+def score_boxes(records) -> dict:
+    """``artifact_iou`` of predicted vs reference boxes; ``records`` have ``boxes`` and ``reference_boxes``
+    (lists of ``{"label", "bbox"}`` as :func:`~synartifact_hf.parsing.parse_answer` returns them)."""
+    import evaluate
+
+    from . import metrics as metric_paths
+
+    def as_boxes(boxes):
+        return {"boxes": [b["bbox"] for b in boxes], "labels": [b["label"] for b in boxes]}
+
+    return evaluate.load(metric_paths.path("artifact_iou")).compute(
+        predictions=[as_boxes(r["boxes"]) for r in records],
+        references=[as_boxes(r["reference_boxes"]) for r in records],
+    )
+
+
 def _reference_labels(example) -> list[str]:
     from .taxonomy import get_class
 
@@ -289,19 +306,7 @@ def evaluate_checkpoint(
         records.append(record)
     metrics = evaluate_predictions([r["labels"] for r in records], references)
 
-    detection_metrics = None
-    if detection:
-        import evaluate
-
-        from . import metrics as metric_paths
-
-        def as_boxes(boxes):
-            return {"boxes": [b["bbox"] for b in boxes], "labels": [b["label"] for b in boxes]}
-
-        detection_metrics = evaluate.load(metric_paths.path("artifact_iou")).compute(
-            predictions=[as_boxes(r["boxes"]) for r in records],
-            references=[as_boxes(r["reference_boxes"]) for r in records],
-        )
+    detection_metrics = score_boxes(records) if detection else None
     report = EvaluationReport(
         model=model_name, dataset=str(dataset) if not hasattr(dataset, "column_names") else "<Dataset>",
         config=config, split=split, num_examples=len(records), metrics=metrics, predictions=records,
