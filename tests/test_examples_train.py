@@ -197,3 +197,16 @@ def test_recipes_parse(train_script, recipe):
     from synartifact_hf.evaluation import PAPER_TABLE2
 
     assert script_args.paper_row is None or script_args.paper_row in PAPER_TABLE2
+
+
+def test_other_architecture_idefics3_lora(train_script, tiny_idefics3_path, sample_dataset, tmp_path):
+    """The same script on an Idefics3/SmolVLM checkpoint: parts are found by structure (vision_model /
+    connector / text_model)."""
+    out = tmp_path / "idefics3"
+    _train(train_script, tiny_idefics3_path, sample_dataset, out, "--llm_mode", "lora", "--lora_r", "4",
+           "--evaluate_after_training", "false", "--save_strategy", "no")
+    before, after = _state(tiny_idefics3_path), _state(out)
+    assert not any(_changed(before, after, "model.vision_model.").values())
+    assert all(_changed(before, after, "model.connector.").values())
+    text = _changed(before, after, "model.text_model.")
+    assert any(text.values()) and not any(v for k, v in text.items() if "embed_tokens" in k or "norm" in k)
