@@ -276,3 +276,28 @@ def test_trainable_summary_counts(tiny_llava_path):
     assert summary.trainable["projector"] == sum(p.numel() for p in model.model.multi_modal_projector.parameters())
     assert "projector:" in summary.describe()
     assert trainable_summary(model).to_dict() == summary.to_dict()
+
+
+def test_assemble_llava_from_checkpoint_folders(parts_for_assembly, tmp_path):
+    """The user path: a full CLIP checkpoint (as openai/clip-vit-large-patch14-336 is) and a causal LM
+    folder with its tokenizer, loaded by path."""
+    from transformers import CLIPConfig, CLIPModel
+
+    tower, lm, tokenizer, state, path = parts_for_assembly
+    torch.manual_seed(2)
+    clip = CLIPModel(CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         vocab_size=99),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    ))
+    clip.save_pretrained(tmp_path / "clip")
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    model, processor = assemble_llava(tmp_path / "clip", tmp_path / "lm", path)
+    assert torch.equal(model.model.vision_tower.embeddings.patch_embedding.weight,
+                       clip.vision_model.embeddings.patch_embedding.weight)
+    assert torch.equal(model.lm_head.weight, lm.lm_head.weight)
+    assert torch.equal(model.model.multi_modal_projector.linear_1.weight, state["model.mm_projector.0.weight"])
+    assert processor.tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
