@@ -97,5 +97,6 @@ def test_card_usage_snippet_runs(name):
     card = render_metric_card(name)
     usage = card.split("## How to Use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec(compile(usage, f"{name} README How to Use", "exec"), namespace)  # our own card text, not model output
+    # our own card text, not model output
+    exec(compile(usage, f"{name} README How to Use", "exec"), namespace)
     assert isinstance(namespace["results"], dict) and "per_class" in namespace["results"]

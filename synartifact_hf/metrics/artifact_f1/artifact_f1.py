@@ -176,7 +176,7 @@ class ArtifactF1(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references; bad input raises ValueError naming its index."""
+        """Add a batch of predictions and references; bad input raises ValueError naming its index in the batch."""
         # Arrow encoding would silently coerce bad input (1.7 -> 1, "abc" -> ["a", "b", "c"], 3 -> "3"), so
         # check types here, where the example index is still known. Label lists are stored as class names,
         # which lets a batch mix names and ids and keeps an empty first row from picking the feature set.

@@ -161,7 +161,7 @@ class ArtifactIou(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of predictions and references; bad input raises ValueError naming its index."""
+        """Add a batch of predictions and references; bad input raises ValueError naming its index in the batch."""
         # Arrow encoding would silently coerce bad input (True -> 1.0, 3 -> "3"), so check it here, where
         # the example index is still known.
         predictions = self._checked_column(predictions, "predictions")
