@@ -255,3 +255,16 @@ def test_packaged_sample_is_untouched_and_labelled_placeholder():
         for row in split.values():
             with Image.open(io.BytesIO((SAMPLE_DIR / row["file_name"]).read_bytes())) as im:
                 assert im.size == (row["width"], row["height"])
+
+
+def test_large_splits_are_sharded_in_order(tmp_path):
+    sizes = {split: sum((SAMPLE_DIR / row["file_name"]).stat().st_size for row in rows.values())
+             for split, rows in EXPECTED.items()}
+    shard_size = sizes["train"] // 3 + 1  # -> 3 train shards
+    report = build_dataset(SAMPLE_DIR, tmp_path / "sharded", configs=["default"], max_shard_size=shard_size,
+                           progress=False)
+    train_files = [f for f in report.files if f.startswith("default/train-")]
+    assert train_files == [f"default/train-0000{i}-of-00003.parquet" for i in range(3)]
+    ds = datasets.load_dataset(str(tmp_path / "sharded"))
+    assert list(ds["train"]["image_id"]) == list(EXPECTED["train"])
+    assert list(ds["test"]["image_id"]) == list(EXPECTED["test"])

@@ -186,19 +186,51 @@ def _write_config(
     for split, records in release.records.items():
         if not records:
             continue
-        dataset = builder.as_dataset(split=split)
+        arrow_files = sorted(Path(builder.cache_dir).glob(f"{builder.dataset_name}-{split}*.arrow"))
         image_bytes = sum(r.image_path.stat().st_size for r in records)
         count = max(1, min(len(records), math.ceil(image_bytes / max_shard_size)))
-        for index in range(count):
-            name = f"{config}/{shard_file_name(split, index, count)}"
-            dataset.shard(num_shards=count, index=index, contiguous=True).to_parquet(str(staging / name))
-            files.append(name)
-        rows[split] = dataset.num_rows
-        del dataset
+        names = [f"{config}/{shard_file_name(split, index, count)}" for index in range(count)]
+        rows[split] = _arrow_to_parquet(arrow_files, [staging / name for name in names], len(records))
+        files.extend(names)
     info = _dataset_info(config, builder, staging, files)
     del builder
     shutil.rmtree(staging / ".cache", ignore_errors=True)
     return rows, files, info
+
+
+def _arrow_to_parquet(arrow_files: list[Path], outputs: list[Path], num_rows: int) -> int:
+    """Copy the builder's Arrow cache into ``len(outputs)`` contiguous parquet shards, one record batch
+    at a time (read from the stream, not memory-mapped), so memory holds one batch of images however
+    large the split is. Each batch becomes one row group; the schema keeps datasets' features."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    per_shard = math.ceil(num_rows / len(outputs))
+    writer, shard, in_shard, written = None, -1, per_shard, 0
+
+    def batches():
+        for path in arrow_files:
+            with pa.OSFile(str(path)) as source:
+                yield from pa.ipc.open_stream(source)
+
+    try:
+        for batch in batches():
+            while batch.num_rows:
+                if in_shard == per_shard:
+                    if writer is not None:
+                        writer.close()
+                    shard, in_shard = shard + 1, 0
+                    writer = pq.ParquetWriter(str(outputs[shard]), batch.schema)
+                take = min(batch.num_rows, per_shard - in_shard)
+                writer.write_batch(batch.slice(0, take))
+                in_shard, written = in_shard + take, written + take
+                batch = batch.slice(take)
+    finally:
+        if writer is not None:
+            writer.close()
+    if written != num_rows or shard != len(outputs) - 1:
+        raise RuntimeError(f"wrote {written} rows in {shard + 1} shard(s), expected {num_rows} in {len(outputs)}")
+    return written
 
 
 def _dataset_info(config: str, builder, staging: Path, files: list[str]) -> dict:
