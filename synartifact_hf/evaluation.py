@@ -101,7 +101,8 @@ class EvaluationReport:
             "",
             f"Dataset `{self.dataset}` (config `{self.config}`, split `{self.split}`, {self.num_examples} images). "
             "Scores in %. The All row is example-based (per-image scores averaged over images; accuracy = "
-            "|P∩R|/|P∪R|); class rows report the class's Jaccard TP/(TP+FP+FN) as accuracy. "
+            "|P∩R|/|P∪R|); class rows report the class's Jaccard TP/(TP+FP+FN) as accuracy, and – for a class "
+            "that is neither in the references nor predicted. "
             f"{_empty_rate_sentence(self.metrics)}",
             "",
             format_table2(self.metrics, paper_row=self.paper_row),
@@ -179,7 +180,11 @@ def format_table2(metrics: dict, paper_row: str | None = None) -> str:
         row = per_class.get(name)
         if row is None:
             continue
-        values = " | ".join(_pct(row[k]) for k in ("jaccard", "precision", "recall", "f1"))
+        if row["support"] == 0 and row.get("predicted", 0) == 0:
+            # Neither in the references nor predicted: the metric's vacuous 1.0 would read as a success.
+            values = " | ".join("–" for _ in range(4))
+        else:
+            values = " | ".join(_pct(row[k]) for k in ("jaccard", "precision", "recall", "f1"))
         lines.append(f"| {name} | {values} | {row['support']} | – | – | – | – |")
     return "\n".join(lines)
 

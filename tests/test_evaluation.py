@@ -120,3 +120,11 @@ def test_bad_arguments(sample_dataset, tmp_path):
         evaluate_checkpoint("unused", Dataset.from_dict({"labels": [[1]]}))
     with pytest.raises(KeyError, match="known rows"):
         format_table2({"accuracy": 0, "precision": 0, "recall": 0, "f1": 0}, "nope")
+
+
+def test_table_marks_classes_absent_on_both_sides():
+    metrics = evaluate_predictions([["Localized blur"]], [["Localized blur", "Abnormal texture"]])
+    table = format_table2(metrics)
+    assert "| Localized blur | 100.00 | 100.00 | 100.00 | 100.00 | 1 |" in table
+    assert "| Abnormal texture | 0.00 | 0.00 | 0.00 | 0.00 | 1 |" in table
+    assert "| Illegible letters | – | – | – | – | 0 |" in table  # vacuous 1.0 is not shown as a success
