@@ -212,11 +212,15 @@ def test_builder_streams_programmatically(tmp_path):
     assert builder.info.splits["train"].num_examples == 12
 
 
-def test_num_proc_and_subset_of_configs(tmp_path):
+def test_num_proc_and_subset_of_configs(tmp_path, monkeypatch):
+    import synartifact_hf.data.builder as builder_module
+
+    monkeypatch.setattr(builder_module, "_SHARD_SIZE", 4)  # several generator shards -> two worker jobs
     report = build_dataset(SAMPLE_DIR, tmp_path / "d", configs=["detection"], num_proc=2, progress=False)
     assert report.rows == {"detection": {"train": 12, "test": 6}}
     ds = datasets.load_dataset(str(tmp_path / "d"))  # the only config becomes the default
-    assert ds["train"]["image_id"] == list(EXPECTED["train"])
+    assert list(ds["train"]["image_id"]) == list(EXPECTED["train"])  # order survives the worker jobs
+    assert list(ds["test"]["image_id"]) == list(EXPECTED["test"])
     assert "completion" in ds["train"].column_names
     assert "skipped: none" in report.summary()
 

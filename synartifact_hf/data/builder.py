@@ -211,6 +211,8 @@ class SynArtifact1K(datasets.GeneratorBasedBuilder):
 
     def __init__(self, *args, release: Release | None = None, **kwargs):
         self._release = release
+        # datasets would name the cache folder after this module ("builder").
+        kwargs.setdefault("dataset_name", "synartifact_1k")
         super().__init__(*args, **kwargs)
 
     def _info(self) -> datasets.DatasetInfo:
