@@ -224,8 +224,8 @@ def main(script_args, training_args, model_args):
 
     from synartifact_hf.training import (
         lora_config_for,
+        merge_lora_checkpoint,
         prepare_model_for_training,
-        save_for_pipeline,
         write_model_card,
     )
 
@@ -243,9 +243,12 @@ def main(script_args, training_args, model_args):
     train_dataset = load_training_data(script_args)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
     if not trainer.is_world_process_zero():
         return
-    save_for_pipeline(trainer.model, processor, training_args.output_dir)
+    processor.save_pretrained(training_args.output_dir)
+    if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
+        merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
 
     report = None
     if script_args.evaluate_after_training:

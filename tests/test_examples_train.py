@@ -94,6 +94,7 @@ def test_each_mode_trains_the_right_parts(train_script, tiny_llava_path, sample_
             assert moved == key.endswith(tuple(f"{name}.weight" for name in linear)), key
         adapter = json.loads((out / "lora_adapter" / "adapter_config.json").read_text())
         assert adapter["r"] == 4 and "model.multi_modal_projector" in adapter["modules_to_save"]
+        assert not (out / "adapter_config.json").exists()  # the top level is a plain (merged) checkpoint
     card = (out / "README.md").read_text()
     assert f"| llm mode | `{mode}` |" in card and "Not evaluated in this run" in card
 

@@ -5,6 +5,7 @@ torch/transformers/peft only when their functions run.
 """
 
 from .assembly import LLAVA_15_CHAT_TEMPLATE, assemble_llava, load_projector_weights
+from .checkpoint import merge_lora_checkpoint
 from .freezing import (
     LLM_MODES,
     TrainableSummary,
@@ -12,7 +13,7 @@ from .freezing import (
     prepare_model_for_training,
     trainable_summary,
 )
-from .model_card import render_model_card, save_for_pipeline, write_model_card
+from .model_card import render_model_card, write_model_card
 from .parts import VLMParts, VLMPartsNotFoundError, find_vlm_parts, unwrap_model
 
 __all__ = [
@@ -25,9 +26,9 @@ __all__ = [
     "find_vlm_parts",
     "load_projector_weights",
     "lora_config_for",
+    "merge_lora_checkpoint",
     "prepare_model_for_training",
     "render_model_card",
-    "save_for_pipeline",
     "trainable_summary",
     "unwrap_model",
     "write_model_card",

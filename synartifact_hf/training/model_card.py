@@ -1,4 +1,4 @@
-"""Save a fine-tuned classifier so the pipeline loads it, and write its model card from ``hub_cards/``.
+"""Write a fine-tuned classifier's model card from ``hub_cards/``.
 
 The card (``hub_cards/model_card.md``) is filled with values of the run: base model, data, trainable
 parts with parameter counts, the recipe's hyper-parameters, and, when the run was evaluated, the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["MODEL_CARD_TEMPLATE", "render_model_card", "save_for_pipeline", "write_model_card"]
+__all__ = ["MODEL_CARD_TEMPLATE", "render_model_card", "write_model_card"]
 
 MODEL_CARD_TEMPLATE = "model_card.md"
 
@@ -25,22 +25,6 @@ _TASK_TEXT = {
     "detection": "the detection instruction of the paper's Appendix A.3: judgement, classes, boxes in the "
                  "336x336 padded square, other-artifact caption",
 }
-
-
-def save_for_pipeline(model, processor, output_dir) -> Path:
-    """Save weights and processor so ``pipeline("artifact-classification", model=output_dir)`` loads them.
-
-    A PEFT model is saved twice: its adapter (with the trained projector) under ``lora_adapter/``, and
-    merged into full weights at the top level, which is what the pipeline and the Hub widget load.
-    """
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if type(model).__module__.startswith("peft."):
-        model.save_pretrained(out / "lora_adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
 
 
 def _metadata_yaml(*, model_name, base_model, dataset_name, dataset_config, report, tags) -> str:
