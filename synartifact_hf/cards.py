@@ -21,8 +21,19 @@ from pathlib import Path
 
 __all__ = ["CARDS_DIR", "template_path", "placeholders", "render_card", "render_card_text", "split_front_matter"]
 
-# Templates live at the repository root (next to the package); SYNARTIFACT_HUB_CARDS overrides it.
-CARDS_DIR = Path(os.environ.get("SYNARTIFACT_HUB_CARDS", Path(__file__).resolve().parent.parent / "hub_cards"))
+
+
+def _default_cards_dir() -> Path:
+    # A source checkout / editable install reads the repository's hub_cards/; a wheel ships the same
+    # files as synartifact_hf/hub_cards/ (see setup.py). SYNARTIFACT_HUB_CARDS overrides both.
+    if os.environ.get("SYNARTIFACT_HUB_CARDS"):
+        return Path(os.environ["SYNARTIFACT_HUB_CARDS"])
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "hub_cards"
+    return checkout if checkout.is_dir() else package / "hub_cards"
+
+
+CARDS_DIR = _default_cards_dir()
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
