@@ -126,17 +126,33 @@ class OptionScorer:
         model: an ``AutoModelForImageTextToText`` model.
         continuation_ids: token ids of the 14 continuations (:func:`encode_continuations`).
         pad_token_id: id used to right-pad the continuations (masked out).
-        cache_budget_bytes: cap on the expanded cache held at once (see ``DEFAULT_CACHE_BUDGET_BYTES``).
+        cache_budget_bytes: cap on the key/value cache copies held at once (``DEFAULT_CACHE_BUDGET_BYTES``).
+        strategy: how the 14 continuations share the prefix in their one forward pass:
+            ``"packed"``: per image, the 14 continuations are concatenated into one row after the prefix,
+            with a block-diagonal causal 4D attention mask (each continuation sees the prefix and its own
+            earlier tokens only) and positions restarting after the prefix for each continuation; the
+            prefix cache is used as is (no copies per option).
+            ``"expanded"``: the prefix cache is repeated to 14 rows per image and each row runs one
+            right-padded continuation; needed for flash attention (no custom masks) and M-RoPE models.
+            ``"auto"`` (default) picks packed when possible. Both give the same numbers.
     """
 
     def __init__(self, model, continuation_ids: Sequence[Sequence[int]], pad_token_id: int,
-                 cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES):
+                 cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES, strategy: str = "auto"):
         import torch
 
         if len(continuation_ids) != len(CLASSES):
             raise ValueError(f"Expected {len(CLASSES)} continuations, got {len(continuation_ids)}")
+        if strategy not in ("auto", "packed", "expanded"):
+            raise ValueError(f"strategy must be 'auto', 'packed' or 'expanded', got {strategy!r}")
+        if strategy == "auto":
+            attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
+            # Custom 4D masks need eager/sdpa-style attention and 1D positions.
+            strategy = "expanded" if _uses_mrope(model) or "flash" in attn or "flex" in attn else "packed"
+        self.strategy = strategy
         self.model = model
         self.cache_budget_bytes = cache_budget_bytes
+        self.flat_ids = torch.tensor([i for ids in continuation_ids for i in ids], dtype=torch.long)
         lengths = [len(ids) for ids in continuation_ids]
         width = max(lengths)
         self.lengths = torch.tensor(lengths)
@@ -175,38 +191,85 @@ class OptionScorer:
             rows: batch indices to score (default: all), e.g. the images that share one instruction.
         """
         import torch
+
+        rows = torch.arange(prefix_mask.shape[0]) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+        rows = rows.to(last_logits.device)
+        first = torch.log_softmax(last_logits[rows].float(), dim=-1)[:, self.ids[:, 0].to(last_logits.device)]
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        prefix_mask = prefix_mask.to(last_logits.device)
+        run = self._packed if self.strategy == "packed" else self._expanded
+        total = first + run(layers, prefix_mask, rows)
+        return total / self.lengths.to(total.device)[None, :].float()
+
+    def _chunks(self, layers, prefix_len: int, rows, copies_per_image: int):
+        per_image = sum(k[:1, :, :prefix_len].nbytes + v[:1, :, :prefix_len].nbytes for k, v in layers)
+        chunk = max(1, min(len(rows), self.cache_budget_bytes // max(per_image * copies_per_image, 1)))
+        return [rows[start: start + chunk] for start in range(0, len(rows), chunk)]
+
+    def _cache(self, layers, select, prefix_len: int):
         from transformers import DynamicCache
 
-        device = last_logits.device
+        return DynamicCache(
+            ddp_cache_data=[(k[select, :, :prefix_len], v[select, :, :prefix_len]) for k, v in layers],
+            config=self.model.config,
+        )
+
+    def _packed(self, layers, prefix_mask, rows):
+        """Sum of log-probs of tokens 2.. of each continuation, ``[rows, 14]``, one packed row per image."""
+        import torch
+
+        device = prefix_mask.device
         prefix_len = prefix_mask.shape[1]
-        rows = torch.arange(prefix_mask.shape[0]) if rows is None else torch.as_tensor(rows, dtype=torch.long)
-        rows = rows.to(device)
+        lengths = self.lengths.tolist()
+        total = sum(lengths)
+        ids = self.flat_ids.to(device)
+        option = torch.repeat_interleave(torch.arange(len(lengths)), self.lengths).to(device)
+        offset = torch.cat([torch.arange(n) for n in lengths]).to(device)
+        # Token i may see token j (both in the packed continuations) iff same option and j <= i.
+        own = (option[:, None] == option[None, :]) & (offset[None, :] <= offset[:, None])
+        # Targets: packed token i predicts token i + 1 when both belong to the same option.
+        predicts = torch.cat([option[:-1] == option[1:], torch.tensor([False], device=device)])
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+        blocked = torch.finfo(dtype).min
+        out = []
+        for part in self._chunks(layers, prefix_len, rows, copies_per_image=1):
+            n = len(part)
+            visible = torch.cat([prefix_mask[part].bool()[:, None, :].expand(n, total, prefix_len),
+                                 own[None].expand(n, total, total)], dim=-1)
+            mask = torch.zeros(n, 1, total, prefix_len + total, dtype=dtype, device=device)
+            mask.masked_fill_(~visible[:, None], blocked)
+            positions = prefix_mask[part].sum(-1, keepdim=True) + offset[None, :]
+            with torch.no_grad():
+                logits = self.model(
+                    input_ids=ids[None].expand(n, total), attention_mask=mask, position_ids=positions,
+                    **{_cache_kwarg(self.model): self._cache(layers, part, prefix_len)}, use_cache=True,
+                ).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[1:][None, :, None].expand(n, -1, 1))[..., 0]
+            logp = logp * predicts[None, :-1]
+            sums = torch.zeros(n, len(lengths), device=device).index_add_(1, option[1:], logp)
+            out.append(sums)
+            del logits
+        return torch.cat(out, dim=0)
+
+    def _expanded(self, layers, prefix_mask, rows):
+        """Sum of log-probs of tokens 2.. of each continuation, ``[rows, 14]``, 14 cache rows per image."""
+        import torch
+
+        device = prefix_mask.device
+        prefix_len = prefix_mask.shape[1]
         num_options, width = self.ids.shape
         ids = self.ids.to(device)
         cont_mask = self.mask.to(device)
-        lengths = self.lengths.to(device)
-        prefix_mask = prefix_mask.to(device)
-
-        first = torch.log_softmax(last_logits[rows].float(), dim=-1)[:, ids[:, 0]]  # [rows, options]
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        per_image = sum(k[:1, :, :prefix_len].nbytes + v[:1, :, :prefix_len].nbytes for k, v in layers) * num_options
-        chunk = max(1, min(len(rows), self.cache_budget_bytes // max(per_image, 1)))
         mrope = _uses_mrope(self.model)
-        cache_kwarg = _cache_kwarg(self.model)
         rest = []
-        for start in range(0, len(rows), chunk):
-            part = rows[start: start + chunk]
+        for part in self._chunks(layers, prefix_len, rows, copies_per_image=num_options):
             n = len(part)
             select = part.repeat_interleave(num_options)
-            expanded = DynamicCache(
-                ddp_cache_data=[(k[select, :, :prefix_len], v[select, :, :prefix_len]) for k, v in layers],
-                config=self.model.config,
-            )
             attention = torch.cat([prefix_mask[select], cont_mask.repeat(n, 1)], dim=1)
             kwargs = {
                 "input_ids": ids.repeat(n, 1),
                 "attention_mask": attention,
-                cache_kwarg: expanded,
+                _cache_kwarg(self.model): self._cache(layers, select, prefix_len),
                 "use_cache": True,
             }
             if not mrope:
@@ -218,6 +281,5 @@ class OptionScorer:
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids.repeat(n, 1)[:, 1:, None])[..., 0]
             logp = logp * cont_mask[:, 1:].repeat(n, 1)
             rest.append(logp.sum(-1).view(n, num_options))
-            del expanded, logits
-        total = first + torch.cat(rest, dim=0)
-        return total / lengths[None, :].float()
+            del logits
+        return torch.cat(rest, dim=0)

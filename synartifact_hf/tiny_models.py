@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["LLAVA_CHAT_TEMPLATE", "IDEFICS3_CHAT_TEMPLATE", "build_tiny_llava", "build_tiny_idefics3", "training_text"]
+__all__ = [
+    "LLAVA_CHAT_TEMPLATE", "IDEFICS3_CHAT_TEMPLATE", "build_tiny_llava", "tiny_llava", "build_tiny_idefics3", "training_text",
+]
 
 # LLaVA-1.5 ("vicuna v1") conversation format, as in llava-hf/llava-1.5-7b-hf, plus {% generation %}
 # markers around the assistant's words so TRL's `assistant_only_loss=True` can mask everything else.
@@ -117,22 +119,32 @@ def _save(model, processor, out_dir: str | Path) -> Path:
 
 
 def build_tiny_llava(out_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
-    """A LLaVA-1.5-shaped checkpoint (CLIP vision tower + projector + Llama) with random weights.
+    """A LLaVA-1.5-shaped checkpoint (CLIP vision tower + projector + Llama) with random weights,
+    saved to ``out_dir``; see :func:`tiny_llava` for the wiring and the ``config_overrides``.
+
+    Returns:
+        ``Path(out_dir)``.
+    """
+    model, processor = tiny_llava(seed=seed, **config_overrides)
+    return _save(model, processor, out_dir)
+
+
+def tiny_llava(seed: int = 0, device=None, **config_overrides):
+    """``(model, processor)`` of a LLaVA-1.5-shaped model with random weights, in memory.
 
     Same wiring as llava-hf/llava-1.5-7b-hf: CLS token kept by the tower and dropped by the "default"
     feature strategy (``num_additional_image_tokens=1`` on the processor), features from layer -2, a
     2-layer GELU projector, the vicuna-style chat template and left padding for batched generation.
 
     Args:
-        out_dir: folder to write (created if missing).
         seed: torch seed for the random weights; the same seed gives the same weights.
+        device: where to create the weights (e.g. "cuda" for a 7B-shaped benchmark model).
         **config_overrides: sizes to change: ``image_size``, ``patch_size``, ``vision_hidden_size``,
-            ``vision_layers``, ``vision_heads``, ``hidden_size``, ``intermediate_size``, ``num_layers``,
-            ``num_heads``, ``num_kv_heads``, ``vocab_size`` (BPE vocabulary incl. specials),
-            ``dtype`` (torch dtype name to save in, e.g. "bfloat16").
-
-    Returns:
-        ``Path(out_dir)``.
+            ``vision_intermediate_size``, ``vision_layers``, ``vision_heads``, ``hidden_size``,
+            ``intermediate_size``, ``num_layers``, ``num_heads``, ``num_kv_heads``, ``vocab_size`` (BPE
+            vocabulary incl. specials), ``text_vocab_size`` (embedding rows, default: the tokenizer's
+            size; a 7B-shaped model uses 32064), ``max_position_embeddings``, ``dtype`` (torch dtype
+            name, e.g. "bfloat16").
     """
     import torch
     from transformers import (
@@ -149,10 +161,11 @@ def build_tiny_llava(out_dir: str | Path, seed: int = 0, **config_overrides) -> 
         "image_size": 32, "patch_size": 8, "vision_hidden_size": 32, "vision_layers": 2, "vision_heads": 2,
         "hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
         "vocab_size": 1000, "dtype": "float32", "max_position_embeddings": 2048,
+        "vision_intermediate_size": None, "text_vocab_size": None,
     }
     unknown = set(config_overrides) - set(opts)
     if unknown:
-        raise TypeError(f"build_tiny_llava() got unknown config overrides {sorted(unknown)}; valid: {sorted(opts)}")
+        raise TypeError(f"tiny_llava() got unknown config overrides {sorted(unknown)}; valid: {sorted(opts)}")
     opts.update(config_overrides)
 
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
@@ -188,12 +201,13 @@ def build_tiny_llava(out_dir: str | Path, seed: int = 0, **config_overrides) -> 
     )
 
     vision_config = CLIPVisionConfig(
-        hidden_size=opts["vision_hidden_size"], intermediate_size=opts["vision_hidden_size"] * 2,
+        hidden_size=opts["vision_hidden_size"],
+        intermediate_size=opts["vision_intermediate_size"] or opts["vision_hidden_size"] * 2,
         num_hidden_layers=opts["vision_layers"], num_attention_heads=opts["vision_heads"],
         image_size=size, patch_size=opts["patch_size"], projection_dim=opts["vision_hidden_size"],
     )
     text_config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=opts["hidden_size"], intermediate_size=opts["intermediate_size"],
+        vocab_size=opts["text_vocab_size"] or len(tokenizer), hidden_size=opts["hidden_size"], intermediate_size=opts["intermediate_size"],
         num_hidden_layers=opts["num_layers"], num_attention_heads=opts["num_heads"],
         num_key_value_heads=opts["num_kv_heads"], max_position_embeddings=opts["max_position_embeddings"],
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -204,12 +218,13 @@ def build_tiny_llava(out_dir: str | Path, seed: int = 0, **config_overrides) -> 
         vision_feature_select_strategy="default", vision_feature_layer=-2, projector_hidden_act="gelu",
     )
     _seeded(seed)
-    model = LlavaForConditionalGeneration(config).eval()
+    with torch.device(device or "cpu"):
+        model = LlavaForConditionalGeneration(config).eval()
     model.to(getattr(torch, opts["dtype"]))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-    return _save(model, processor, out_dir)
+    return model, processor
 
 
 def build_tiny_idefics3(out_dir: str | Path, seed: int = 0) -> Path:

@@ -75,18 +75,22 @@ def test_shared_prefix_matches_14_full_passes(loaded):
         prompt, continuations = continuation_texts(processor, instruction)
         per_instruction[instruction] = encode_continuations(processor.tokenizer, prompt, continuations)
     for row, instruction in enumerate(instructions):
-        scorer = OptionScorer(model, per_instruction[instruction], processor.tokenizer.pad_token_id)
-        fast = scorer.from_prefix(*scorer.prefix(inputs), rows=[row])[0]
         slow = _reference(model, processor, instruction, _images()[row], per_instruction[instruction])
-        torch.testing.assert_close(fast, slow, atol=ATOL, rtol=0)
+        for strategy in ("packed", "expanded"):
+            scorer = OptionScorer(model, per_instruction[instruction], processor.tokenizer.pad_token_id,
+                                  strategy=strategy)
+            fast = scorer.from_prefix(*scorer.prefix(inputs), rows=[row])[0]
+            torch.testing.assert_close(fast, slow, atol=ATOL, rtol=0, msg=lambda m, s=strategy: f"{s}: {m}")
 
 
-def test_generate_prefix_reuse_equals_a_fresh_prefill_and_one_batched_pass(loaded):
+@pytest.mark.parametrize("strategy", ["packed", "expanded"])
+def test_generate_prefix_reuse_equals_a_fresh_prefill_and_one_batched_pass(loaded, strategy):
     model, processor = loaded
     inputs = _batch(processor, [None, "Which artifacts?"])
     prompt, continuations = continuation_texts(processor)
     scorer = OptionScorer(model, encode_continuations(processor.tokenizer, prompt, continuations),
-                          processor.tokenizer.pad_token_id)
+                          processor.tokenizer.pad_token_id, strategy=strategy)
+    assert OptionScorer(model, scorer.ids.tolist(), 0).strategy == "packed"  # auto on sdpa/eager Llama
     calls = []
     hook = model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
     try:
@@ -119,3 +123,5 @@ def test_scorer_rejects_wrong_number_of_options(loaded):
     model, processor = loaded
     with pytest.raises(ValueError, match="Expected 14 continuations"):
         OptionScorer(model, [[1, 2]] * 3, processor.tokenizer.pad_token_id)
+    with pytest.raises(ValueError, match="strategy"):
+        OptionScorer(model, [[1, 2]] * 14, processor.tokenizer.pad_token_id, strategy="fast")
