@@ -31,3 +31,12 @@ def tiny_idefics3_path(tmp_path_factory):
     from synartifact_hf.tiny_models import build_tiny_idefics3
 
     return build_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_path(tmp_path_factory):
+    """Folder of a tiny Stable-Diffusion-v1-style pipeline (random weights, seed 0; 32x32 images, DDIM
+    scheduler, no safety checker); see synartifact_hf/tiny_diffusion.py. Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_sd_pipeline
+
+    return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"), seed=0)
