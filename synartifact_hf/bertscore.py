@@ -231,10 +231,12 @@ def _encode(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 
 class _Embedded:
-    """Normalised token embeddings of some texts, padded: emb (N, L, D), mask (N, L), weight (N, L)."""
+    """Normalised token embeddings of N distinct texts, padded: emb (N, L, D), mask (N, L), weight (N, L),
+    empty (N,), lengths (N,); ``index`` maps each input text (duplicates included) to its row."""
 
-    def __init__(self, emb, mask, weight, empty):
+    def __init__(self, emb, mask, weight, empty, lengths, index):
         self.emb, self.mask, self.weight, self.empty = emb, mask, weight, empty
+        self.lengths, self.index = lengths, index
 
 
 class BERTScoreMatrix:
@@ -386,10 +388,8 @@ class BERTScoreMatrix:
         mask = torch.zeros(n, max_len, dtype=torch.bool, device=self._device)
         weight = torch.zeros(n, max_len, dtype=torch.float32, device=self._device)
         pad_id = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
-        order = sorted(range(n), key=lambda i: -lengths[i])
         with torch.inference_mode():
-            for start in range(0, n, self.batch_size):
-                batch = order[start : start + self.batch_size]
+            for batch in _length_batches(lengths, self.batch_size):
                 blen = lengths[batch[0]]
                 input_ids = torch.full((len(batch), blen), pad_id, dtype=torch.long)
                 attn = torch.zeros(len(batch), blen, dtype=torch.long)
@@ -410,11 +410,9 @@ class BERTScoreMatrix:
         for i, toks in enumerate(ids):
             weight[i, : len(toks)] = torch.tensor(self._weights_for(toks, idf), device=self._device)
         empty = torch.tensor([length <= 2 for length in lengths], dtype=torch.bool, device=self._device)
-        if len(unique) != len(texts):
-            pos = {t: i for i, t in enumerate(unique)}
-            sel = torch.tensor([pos[t] for t in texts], device=self._device)
-            emb, mask, weight, empty = emb[sel], mask[sel], weight[sel], empty[sel]
-        return _Embedded(emb, mask, weight, empty)
+        pos = {t: i for i, t in enumerate(unique)}
+        index = torch.tensor([pos[t] for t in texts], dtype=torch.long)
+        return _Embedded(emb, mask, weight, empty, torch.tensor(lengths, dtype=torch.long), index)
 
     def _references(self, references: tuple[str, ...]):
         """(embedding, idf) of a reference list, computed once per distinct tuple (LRU cache)."""
@@ -457,11 +455,12 @@ class BERTScoreMatrix:
             empty = torch.zeros(0, len(references))
             return BERTScores(empty, empty.clone(), empty.clone())
         cand = self.embed(candidates, idf)
-        p, r = _greedy_match(cand, ref)
+        p, r = _greedy_match(cand, ref)  # one row per distinct candidate
         f = 2 * p * r / (p + r)
         f = f.masked_fill(torch.isnan(f), 0.0)
         zero = cand.empty[:, None] | ref.empty[None, :]
-        p, r, f = (x.masked_fill(zero, 0.0) for x in (p, r, f))
+        rows, cols = cand.index.to(p.device), ref.index.to(p.device)
+        p, r, f = (x.masked_fill(zero, 0.0)[rows][:, cols] for x in (p, r, f))
         if self._baseline is not None:
             b = torch.tensor(self._baseline, device=p.device)
             p, r, f = ((x - b[i]) / (1 - b[i]) for i, x in enumerate((p, r, f)))
@@ -469,6 +468,19 @@ class BERTScoreMatrix:
 
     def __call__(self, candidates: Sequence[str], references: Sequence[str]) -> BERTScores:
         return self.score(candidates, references)
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int, slack: float = 0.8) -> list[list[int]]:
+    """Indices in batches of similar length, longest first: a batch closes at ``batch_size`` texts or
+    when a text is shorter than ``slack`` x the batch's longest, so padding stays under ~20%."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[i] >= slack * lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _layer_list(encoder):
@@ -482,25 +494,34 @@ def _layer_list(encoder):
 
 
 def _greedy_match(cand: _Embedded, ref: _Embedded):
-    """Weighted greedy-matching precision and recall for all pairs, padding masked out."""
+    """Weighted greedy-matching precision and recall for all pairs, padding masked out.
+
+    Candidates go through in length-sorted chunks, each cut to its own longest text, so the
+    similarity tensor (chunk, refs, cand tokens, ref tokens) holds little padding.
+    """
     import torch
 
-    c, lc = cand.mask.shape
     r, lr = ref.mask.shape
+    c = cand.mask.shape[0]
     # Padding never matches: -inf before the max (bert_score multiplies by 0, i.e. a fake cos of 0).
     ref_pad = torch.zeros(r, lr, device=ref.emb.device).masked_fill(~ref.mask, -math.inf)
-    cand_pad = torch.zeros(c, lc, device=cand.emb.device).masked_fill(~cand.mask, -math.inf)
-    wc = cand.weight / cand.weight.sum(dim=1, keepdim=True)  # NaN rows = no weighted token (empty)
     wr = ref.weight / ref.weight.sum(dim=1, keepdim=True)
-    step = max(1, _MAX_SIM_ELEMENTS // max(1, r * lc * lr))
-    ps, rs = [], []
-    for s in range(0, c, step):
-        e = slice(s, s + step)
-        sim = torch.einsum("cid,rjd->crij", cand.emb[e], ref.emb)
+    precision = torch.zeros(c, r, device=cand.emb.device)
+    recall = torch.zeros(c, r, device=cand.emb.device)
+    lengths = cand.lengths.tolist()
+    cap = max(1, _MAX_SIM_ELEMENTS // (r * max(lengths, default=1) * lr))
+    for chunk in _length_batches(lengths, cap):
+        lc = max(1, lengths[chunk[0]])
+        rows = torch.tensor(chunk, device=cand.emb.device)
+        emb, mask = cand.emb[rows, :lc], cand.mask[rows, :lc]
+        weight = cand.weight[rows, :lc]
+        wc = weight / weight.sum(dim=1, keepdim=True)  # NaN rows = no weighted token (empty)
+        cand_pad = torch.zeros_like(wc).masked_fill(~mask, -math.inf)
+        sim = torch.einsum("cid,rjd->crij", emb, ref.emb)
         best_for_cand = (sim + ref_pad[None, :, None, :]).amax(dim=3)  # (c, r, lc)
-        best_for_ref = (sim + cand_pad[e, None, :, None]).amax(dim=2)  # (c, r, lr)
-        best_for_cand = best_for_cand.masked_fill(~cand.mask[e, None, :], 0.0)
+        best_for_ref = (sim + cand_pad[:, None, :, None]).amax(dim=2)  # (c, r, lr)
+        best_for_cand = best_for_cand.masked_fill(~mask[:, None, :], 0.0)
         best_for_ref = best_for_ref.masked_fill(~ref.mask[None, :, :], 0.0)
-        ps.append((best_for_cand * wc[e, None, :]).sum(dim=2))
-        rs.append((best_for_ref * wr[None, :, :]).sum(dim=2))
-    return torch.cat(ps), torch.cat(rs)
+        precision[rows] = (best_for_cand * wc[:, None, :]).sum(dim=2)
+        recall[rows] = (best_for_ref * wr[None, :, :]).sum(dim=2)
+    return precision, recall
