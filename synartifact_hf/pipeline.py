@@ -180,7 +180,8 @@ def load_image(source, timeout: float | None = None, max_pixels: int = MAX_IMAGE
 class ArtifactClassificationPipeline(Pipeline):
     """Classify the artifacts in synthetic images with a vision-language model.
 
-    Call it on one image or a list (PIL images, paths, http(s) URLs, numpy arrays), or on a ``datasets``
+    Call it on one image or a list (PIL images, paths, http(s) URLs, numpy arrays, ``datasets`` image
+    dicts, or ``{"image": ..., "instruction": ...}`` for a per-image instruction), or on a ``datasets``
     column through ``KeyDataset``; ``batch_size=N`` generates N images at once (left padding; the
     results equal ``batch_size=1`` under greedy decoding).
 
