@@ -28,7 +28,12 @@ class _RegisterAfterTransformersPipelines(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module):
             exec_module(module)
-            _register_artifact_classification()
+            try:
+                _register_artifact_classification()
+            except ImportError as err:  # e.g. no torch: transformers itself must still import
+                import warnings
+
+                warnings.warn(f"synartifact-hf: 'artifact-classification' not registered ({err})", stacklevel=2)
 
         spec.loader.exec_module = exec_then_register
         return spec
