@@ -360,7 +360,7 @@ def register_pipeline() -> None:
         TASK,
         pipeline_class=ArtifactClassificationPipeline,
         pt_model=AutoModelForImageTextToText,
-        default={"pt": DEFAULT_MODEL},
+        default={"model": DEFAULT_MODEL},
         type="multimodal",
     )
 

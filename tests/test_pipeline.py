@@ -54,7 +54,7 @@ def test_registered_with_pinned_default_model():
 
     task = PIPELINE_REGISTRY.supported_tasks[TASK]
     assert task["impl"] is ArtifactClassificationPipeline
-    assert task["default"] == {"model": {"pt": DEFAULT_MODEL}}
+    assert task["default"] == {"model": DEFAULT_MODEL}
     repo, revision = DEFAULT_MODEL
     assert repo == "llava-hf/llava-1.5-7b-hf"
     assert len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
@@ -236,6 +236,9 @@ def test_offline_default_model_error_says_how_to_pass_a_local_path(tmp_path):
         load_pipeline()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_pipeline(tmp_path)
+    # Plain pipeline() resolves the pinned default too (transformers' own offline error).
+    with pytest.raises(OSError):
+        pipeline(TASK)
 
 
 def test_save_pretrained_loads_with_trust_remote_code_without_synartifact(llava, tmp_path):
