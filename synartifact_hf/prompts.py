@@ -226,9 +226,12 @@ def format_detection_answer(
     return "\n".join(lines)
 
 
-def _check_size(width: int, height: int) -> None:
+def _padded_square(width: int, height: int) -> tuple[int, float, float]:
+    """Side of the centered padded square and the padding added left and top (LLaVA's expand2square)."""
     if not (isinstance(width, int) and isinstance(height, int)) or width <= 0 or height <= 0:
         raise ValueError(f"Image size must be positive integers, got width={width!r}, height={height!r}")
+    side = max(width, height)
+    return side, (side - width) / 2, (side - height) / 2
 
 
 def pixel_to_padded(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
@@ -241,11 +244,8 @@ def pixel_to_padded(box: Sequence[float], width: int, height: int) -> tuple[floa
     >>> pixel_to_padded([0, 0, 512, 256], 512, 256)
     (0.0, 0.25, 1.0, 0.75)
     """
-    _check_size(width, height)
+    side, pad_x, pad_y = _padded_square(width, height)
     x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(width, height)
-    pad_x = (side - width) / 2
-    pad_y = (side - height) / 2
     return ((x1 + pad_x) / side, (y1 + pad_y) / side, (x2 + pad_x) / side, (y2 + pad_y) / side)
 
 
@@ -255,11 +255,8 @@ def padded_to_pixel(box: Sequence[float], width: int, height: int) -> tuple[floa
     >>> padded_to_pixel((0.0, 0.25, 1.0, 0.75), 512, 256)
     (0.0, 0.0, 512.0, 256.0)
     """
-    _check_size(width, height)
+    side, pad_x, pad_y = _padded_square(width, height)
     u1, v1, u2, v2 = (float(v) for v in box)
-    side = max(width, height)
-    pad_x = (side - width) / 2
-    pad_y = (side - height) / 2
     return (u1 * side - pad_x, v1 * side - pad_y, u2 * side - pad_x, v2 * side - pad_y)
 
 
