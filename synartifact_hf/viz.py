@@ -32,6 +32,9 @@ __all__ = [
     "plot_label_cooccurrence",
     "plot_per_class_scores",
     "save_box_comparison_grid",
+    # DDPO figures (paper Fig. 6 and Fig. 8)
+    "plot_reward_curve",
+    "save_before_after_grid",
 ]
 
 # One colour per class id (tab20-like, readable on light and dark images).
@@ -385,6 +388,103 @@ def save_box_comparison_grid(panels: Sequence, path: str | Path, *, columns: int
         for c, panel in enumerate(scaled[r * columns:(r + 1) * columns]):
             grid.paste(panel, (c * (cell + 4), y))
         y += row_heights[r] + 4
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# DDPO figures: reward per epoch (paper Fig. 8), fixed prompts and seeds before/after (paper Fig. 6).
+
+
+def plot_reward_curve(
+    history: Sequence[Mapping[str, float]],
+    path: str | Path,
+    *,
+    title: str = "Artifact reward during DDPO",
+    ylabel: str = "reward",
+) -> Path:
+    """Mean reward per epoch with a +-1 std band (``DDPOTrainer.history``); writes a PNG to ``path``.
+
+    Each record needs ``epoch``, ``reward_mean`` and ``reward_std``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("plot_reward_curve needs at least one epoch of history")
+    missing = [k for k in ("epoch", "reward_mean", "reward_std") if k not in history[0]]
+    if missing:
+        raise KeyError(f"history records need {missing} (DDPOTrainer.history has them)")
+    epochs = [float(h["epoch"]) for h in history]
+    mean = [float(h["reward_mean"]) for h in history]
+    std = [float(h["reward_std"]) for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    ax.fill_between(epochs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                    alpha=0.25, label="±1 std")
+    ax.plot(epochs, mean, marker="o", ms=3, label="mean")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def save_before_after_grid(
+    before: Sequence,
+    after: Sequence,
+    path: str | Path,
+    *,
+    prompts: Sequence[str] | None = None,
+    rewards_before: Sequence[float] | None = None,
+    rewards_after: Sequence[float] | None = None,
+    cell: int = 256,
+) -> Path:
+    """Two rows of images, "before" over "after" (same prompt and seed per column), each column captioned
+    with its prompt and, when given, the two rewards; writes a PNG to ``path``.
+
+    Images are PIL images (any size; scaled to ``cell`` pixels square).
+    """
+    from PIL import Image, ImageDraw
+
+    if not before or len(before) != len(after):
+        raise ValueError(f"need the same non-zero number of before and after images; got {len(before)} and {len(after)}")
+    n = len(before)
+    for name, values in (("prompts", prompts), ("rewards_before", rewards_before), ("rewards_after", rewards_after)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries for {n} image pairs")
+    font_size = max(10, cell // 18)
+    font = _font(font_size)
+    label_w = font_size * 4
+    caption_h = 2 * (font_size + 4) + 4
+    grid = Image.new("RGB", (label_w + n * (cell + 4), caption_h + 2 * (cell + 4)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for row, (label, images, rewards) in enumerate((("before", before, rewards_before), ("after", after, rewards_after))):
+        y = caption_h + row * (cell + 4)
+        draw.text((4, y + cell // 2 - font_size), label, fill=(0, 0, 0), font=font)
+        for col, image in enumerate(images):
+            x = label_w + col * (cell + 4)
+            grid.paste(image.convert("RGB").resize((cell, cell)), (x, y))
+            if rewards is not None:
+                text = f"r={float(rewards[col]):.3f}"
+                box = draw.textbbox((0, 0), text, font=font)
+                draw.rectangle((x, y + cell - (box[3] - box[1]) - 6, x + box[2] - box[0] + 6, y + cell), fill=(0, 0, 0))
+                draw.text((x + 3, y + cell - (box[3] - box[1]) - 4 - box[1]), text, fill=(255, 255, 255), font=font)
+    if prompts is not None:
+        for col, prompt in enumerate(prompts):
+            x = label_w + col * (cell + 4)
+            lines = textwrap.wrap(str(prompt), width=max(8, cell // (font_size // 2 + 1))) or [""]
+            for i, line in enumerate(lines[:2]):
+                draw.text((x, 4 + i * (font_size + 4)), _fit(draw, line, font, cell), fill=(0, 0, 0), font=font)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(out)

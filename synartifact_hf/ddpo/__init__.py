@@ -1,0 +1,43 @@
+"""DDPO fine-tuning of Stable Diffusion (Black et al. 2023), maintained here because TRL removed its
+``DDPOTrainer`` after v0.23. Field names and the constructor follow TRL's.
+
+- `DDPOConfig` (``config.py``): every knob, TRL's names.
+- `DDPOTrainer` (``trainer.py``): sampling, advantages, the clipped per-timestep loss, checkpoints.
+- `ddim_step_with_logprob`, `sample_with_logprob` (``ddim.py``): DDIM with per-step log-probabilities.
+- `PerPromptStatTracker` (``stat_tracking.py``): per-prompt reward normalization.
+- `ImageNetAnimalPrompts`, `PromptList` (``prompts.py``): picklable prompt functions; the paper's
+  ImageNet-animal list ships as ``imagenet_animals.txt``.
+
+Importing this package is light; torch, diffusers and accelerate load with the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .config import DDPOConfig
+from .prompts import ImageNetAnimalPrompts, PromptList, imagenet_animal_classes
+
+__all__ = [
+    "DDPOConfig",
+    "DDPOTrainer",
+    "ImageNetAnimalPrompts",
+    "PromptList",
+    "PerPromptStatTracker",
+    "ddim_step_with_logprob",
+    "imagenet_animal_classes",
+    "sample_with_logprob",
+]
+
+_LAZY = {
+    "DDPOTrainer": ".trainer",
+    "PerPromptStatTracker": ".stat_tracking",
+    "ddim_step_with_logprob": ".ddim",
+    "sample_with_logprob": ".ddim",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

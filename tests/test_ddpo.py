@@ -1,0 +1,323 @@
+"""DDPO trainer on a tiny random Stable Diffusion pipeline (CPU): DDIM log-probs, LoRA and full-UNet
+training, frozen weights, checkpoints and resume, save/reload, logging, a toy reward that rises, and the
+real ArtifactReward on the tiny VLM."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from synartifact_hf.ddpo import (
+    DDPOConfig,
+    DDPOTrainer,
+    ImageNetAnimalPrompts,
+    PromptList,
+    ddim_step_with_logprob,
+)
+
+PROMPTS = ["a fox", "a cat", "a goldfish"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny kernels: thread start-up costs more than it saves, and a busy 2-core box makes 2 threads
+    # an order of magnitude slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class GreenMinusRed:
+    """Toy reward: mean(green) - mean(red) of the image, x100. A random VAE decodes every latent to
+    nearly the same brightness, but the colour balance follows the latents' channel means, which the
+    UNet controls."""
+
+    def __call__(self, images, prompts, metadata):
+        return (images[:, 1] - images[:, 0]).mean((1, 2)) * 100, {"n": len(prompts)}
+
+
+def make_pipe(path):
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline.from_pretrained(path)
+
+
+def make_config(tmp_path, **overrides):
+    values = dict(
+        logdir=str(tmp_path / "logs"),
+        num_epochs=2,
+        sample_num_steps=2,
+        sample_batch_size=4,
+        sample_num_batches_per_epoch=2,
+        train_batch_size=4,
+        train_learning_rate=3e-3,
+        train_adam_weight_decay=0.0,  # so that a tensor changes only through its gradient
+        train_clip_range=0.2,
+        save_freq=0,
+        seed=0,
+        log_images=False,
+    )
+    values.update(overrides)
+    return DDPOConfig(**values)
+
+
+def snapshot(module):
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def changed(module, before):
+    return {n for n, p in module.named_parameters() if not torch.equal(p.detach(), before[n])}
+
+
+# ---------------------------------------------------------------------------------------------- DDIM
+
+
+def test_ddim_step_matches_diffusers_and_gaussian_logprob(tiny_sd_path):
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler.from_pretrained(tiny_sd_path, subfolder="scheduler")
+    scheduler.set_timesteps(4)
+    torch.manual_seed(0)
+    sample, eps = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    for t in scheduler.timesteps:
+        expected = scheduler.step(eps, t, sample, eta=1.0, generator=torch.Generator().manual_seed(5)).prev_sample
+        ours, log_prob = ddim_step_with_logprob(scheduler, eps, t, sample, eta=1.0, generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+        assert log_prob.shape == (3,) and torch.isfinite(log_prob).all()
+        # re-scoring the same latent gives the same log-prob; per-sample timesteps give the same too
+        _, again = ddim_step_with_logprob(scheduler, eps, t, sample, prev_sample=ours)
+        _, vector = ddim_step_with_logprob(scheduler, eps, t.repeat(3), sample, prev_sample=ours)
+        torch.testing.assert_close(again, log_prob)
+        torch.testing.assert_close(vector, log_prob)
+    # log-prob = mean over elements of the Gaussian log-density N(mean, sigma_t^2), sigma_t^2 = DDIM's variance
+    t = scheduler.timesteps[1]
+    a = scheduler.alphas_cumprod
+    prev_t = t - scheduler.config.num_train_timesteps // 4
+    std = ((1 - a[prev_t]) / (1 - a[t]) * (1 - a[t] / a[prev_t])).sqrt()
+    drawn, _ = ddim_step_with_logprob(scheduler, eps, t, sample, generator=torch.Generator().manual_seed(7))
+    mean = drawn - std * torch.randn(sample.shape, generator=torch.Generator().manual_seed(7))
+    target = torch.randn_like(sample)
+    _, lp = ddim_step_with_logprob(scheduler, eps, t, sample, prev_sample=target)
+    expected = torch.distributions.Normal(mean, std).log_prob(target).mean((1, 2, 3))
+    torch.testing.assert_close(lp, expected, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="eta must be > 0"):
+        ddim_step_with_logprob(scheduler, eps, t, sample, eta=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def test_config_errors_and_trl_field_names(tmp_path, tiny_sd_path):
+    with pytest.raises(ValueError, match="sample_eta must be > 0"):
+        DDPOConfig(sample_eta=0)
+    with pytest.raises(ValueError, match="train_timestep_fraction"):
+        DDPOConfig(train_timestep_fraction=1.5)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        DDPOConfig(mixed_precision="fp8")
+    # every field TRL 0.23's DDPOConfig has, minus the two not offered, exists here
+    trl_fields = """exp_name run_name seed log_with tracker_kwargs accelerator_kwargs tracker_project_name logdir
+    num_epochs save_freq num_checkpoint_limit mixed_precision allow_tf32 resume_from sample_num_steps sample_eta
+    sample_guidance_scale sample_batch_size sample_num_batches_per_epoch train_batch_size train_learning_rate
+    train_adam_beta1 train_adam_beta2 train_adam_weight_decay train_adam_epsilon train_gradient_accumulation_steps
+    train_max_grad_norm train_num_inner_epochs train_cfg train_adv_clip_max train_clip_range train_timestep_fraction
+    per_prompt_stat_tracking per_prompt_stat_tracking_buffer_size per_prompt_stat_tracking_min_count
+    async_reward_computation max_workers negative_prompts""".split()
+    assert not set(trl_fields) - set(DDPOConfig.__dataclass_fields__)
+
+    pipe = make_pipe(tiny_sd_path)
+    with pytest.raises(ValueError, match="divisible by train_batch_size"):
+        DDPOTrainer(make_config(tmp_path, train_batch_size=3), GreenMinusRed(), PromptList(PROMPTS), pipe)
+    with pytest.raises(ValueError, match="train_gradient_accumulation_steps"):
+        DDPOTrainer(make_config(tmp_path, train_gradient_accumulation_steps=3), GreenMinusRed(), PromptList(PROMPTS), pipe)
+    from diffusers import PNDMScheduler
+
+    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)
+    with pytest.raises(TypeError, match="DDIMScheduler.from_config"):
+        DDPOTrainer(make_config(tmp_path), GreenMinusRed(), PromptList(PROMPTS), pipe)
+
+
+def test_bad_reward_output_is_named(tmp_path, tiny_sd_path):
+    class WrongLength:
+        def __call__(self, images, prompts, metadata):
+            return torch.zeros(len(prompts) + 1), {}
+
+    trainer = DDPOTrainer(make_config(tmp_path, num_epochs=1), WrongLength(), PromptList(PROMPTS), make_pipe(tiny_sd_path))
+    with pytest.raises(ValueError, match="returned 5 rewards for 4 images"):
+        trainer.train()
+
+
+def test_prompt_functions():
+    prompts = ImageNetAnimalPrompts(seed=3)
+    assert len(prompts.prompts) == 398 and prompts.prompts[0] == "tench, Tinca tinca"
+    assert prompts.prompts[-1] == "puffer, pufferfish, blowfish, globefish"
+    copy = pickle.loads(pickle.dumps(prompts))
+    assert [copy() for _ in range(5)] == [prompts() for _ in range(5)]
+    templated = PromptList(["fox"], template="a photo of a {}")
+    assert templated() == ("a photo of a fox", {})
+    with pytest.raises(ValueError, match="template"):
+        PromptList(["fox"], template="no slot")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def test_lora_two_epochs_checkpoint_resume_and_reload(tmp_path, tiny_sd_path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = make_pipe(tiny_sd_path)
+    frozen = {"vae": snapshot(pipe.vae), "text_encoder": snapshot(pipe.text_encoder), "unet": snapshot(pipe.unet)}
+    config = make_config(tmp_path, use_lora=True, lora_rank=4, lora_alpha=8, save_freq=1, num_checkpoint_limit=1)
+    trainer = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS, seed=0), pipe)
+    lora_names = {n for n, p in pipe.unet.named_parameters() if p.requires_grad}
+    assert lora_names and all("lora_" in n for n in lora_names)
+    start = snapshot(pipe.unet)
+    history = trainer.train()
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert all(np.isfinite(h["reward_mean"]) and "approx_kl" in h and "clipfrac" in h for h in history)
+    moved = changed(pipe.unet, start)
+    assert moved == lora_names, f"unchanged LoRA tensors: {sorted(lora_names - moved)[:5]}"
+    assert not changed(pipe.vae, frozen["vae"]) and not changed(pipe.text_encoder, frozen["text_encoder"])
+    base = {n.replace(".base_layer", ""): p for n, p in pipe.unet.named_parameters() if n not in lora_names}
+    assert all(torch.equal(base[n], frozen["unet"][n]) for n in frozen["unet"])
+
+    # checkpoints: one per epoch, only the newest kept
+    checkpoints = sorted(p.name for p in (tmp_path / "logs" / "ddpo" / "checkpoints").iterdir())
+    assert checkpoints == ["checkpoint_1"]
+
+    # the saved LoRA loads into a fresh pipeline with diffusers' own loader and reproduces the trained UNet
+    out = trainer.save_pretrained(tmp_path / "lora")
+    assert sorted(p.name for p in out.iterdir()) == ["pytorch_lora_weights.safetensors"]
+    fresh = make_pipe(tiny_sd_path)
+    fresh.load_lora_weights(out)
+    x, t, emb = torch.randn(2, 4, 16, 16), torch.tensor([500, 10]), torch.randn(2, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.unet(x, t, emb).sample, pipe.unet(x, t, emb).sample, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(make_pipe(tiny_sd_path).unet(x, t, emb).sample, pipe.unet(x, t, emb).sample)
+    assert isinstance(fresh, StableDiffusionPipeline)
+
+    # resume: a new trainer on a fresh pipeline continues from checkpoint_1 with the SAME adapter
+    # weights that its optimizer updates, and they keep changing
+    pipe2 = make_pipe(tiny_sd_path)
+    trainer2 = DDPOTrainer(
+        make_config(tmp_path, use_lora=True, lora_rank=4, lora_alpha=8, resume_from=str(tmp_path / "logs" / "ddpo"), num_epochs=3),
+        GreenMinusRed(),
+        PromptList(PROMPTS, seed=1),
+        pipe2,
+    )
+    assert trainer2.first_epoch == 2 and trainer2.global_step == history[-1]["global_step"]
+    assert len(trainer2.history) == 2
+    trained = dict(pipe.unet.named_parameters())
+    for n, p in pipe2.unet.named_parameters():
+        if n in lora_names:
+            assert torch.equal(p, trained[n]), n
+    optimized = {id(p) for group in trainer2.optimizer.param_groups for p in group["params"]}
+    resumed_lora = [p for n, p in pipe2.unet.named_parameters() if n in lora_names]
+    assert {id(p) for p in resumed_lora} == optimized
+    assert all(int(s["step"]) > 0 for s in trainer2.optimizer.state.values())  # Adam moments restored
+    before = snapshot(pipe2.unet)
+    trainer2.train()
+    assert [h["epoch"] for h in trainer2.history] == [0, 1, 2]
+    assert changed(pipe2.unet, before) == lora_names
+
+
+def test_full_unet_two_epochs_save_and_reload(tmp_path, tiny_sd_path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = make_pipe(tiny_sd_path)
+    vae, text = snapshot(pipe.vae), snapshot(pipe.text_encoder)
+    start = snapshot(pipe.unet)
+    trainer = DDPOTrainer(make_config(tmp_path, use_lora=False, train_learning_rate=1e-3), GreenMinusRed(), PromptList(PROMPTS), pipe)
+    assert all(p.requires_grad for p in pipe.unet.parameters())
+    trainer.train()
+    moved = changed(pipe.unet, start)
+    assert moved == set(start), f"unchanged UNet tensors: {sorted(set(start) - moved)[:5]}"
+    assert not changed(pipe.vae, vae) and not changed(pipe.text_encoder, text)
+
+    out = trainer.save_pretrained(tmp_path / "full")
+    assert (out / "model_index.json").is_file() and (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    reloaded = StableDiffusionPipeline.from_pretrained(out)
+    for n, p in reloaded.unet.named_parameters():
+        assert torch.equal(p, dict(pipe.unet.named_parameters())[n]), n
+    assert type(reloaded.scheduler).__name__ == "DDIMScheduler"
+
+
+def test_async_rewards_equal_sync_and_tensorboard_logging(tmp_path, tiny_sd_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    results = {}
+    for mode in (False, True):
+        config = make_config(
+            tmp_path / str(mode),
+            num_epochs=1,
+            async_reward_computation=mode,
+            per_prompt_stat_tracking=True,
+            per_prompt_stat_tracking_min_count=2,
+            log_with="tensorboard" if mode else None,
+            log_images=mode,
+        )
+        trainer = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS, seed=0), make_pipe(tiny_sd_path))
+        results[mode] = trainer.train()
+        trainer.accelerator.end_training()
+    assert results[True][0]["reward_mean"] == pytest.approx(results[False][0]["reward_mean"], abs=1e-6)
+    assert results[True][0]["loss"] == pytest.approx(results[False][0]["loss"], abs=1e-6)
+
+    events = list((tmp_path / "True" / "logs" / "ddpo").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent), size_guidance={"images": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"reward_mean", "reward_std", "approx_kl", "clipfrac", "loss"} <= scalars
+    assert acc.Tags()["images"]
+
+
+def test_toy_reward_rises_above_learning_rate_zero_control(tmp_path, tiny_sd_path):
+    """Several epochs with a fixed seed: the trained run's reward climbs clearly above the same run
+    with learning rate 0 (identical samples until the weights differ)."""
+
+    def run(lr):
+        config = make_config(
+            tmp_path / f"lr{lr}",
+            use_lora=False,
+            train_learning_rate=lr,
+            num_epochs=10,
+            sample_batch_size=16,
+            train_batch_size=16,
+            train_gradient_accumulation_steps=2,
+            train_cfg=False,
+        )
+        history = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS, seed=0), make_pipe(tiny_sd_path)).train()
+        return np.array([h["reward_mean"] for h in history]), history[0]["reward_std"]
+
+    trained, std0 = run(3e-3)
+    control, _ = run(0.0)
+    print("trained", trained.round(3), "control", control.round(3), "std", round(std0, 3))
+    assert trained[0] == pytest.approx(control[0])  # same seed, same model: same first epoch
+    gain = trained[-3:].mean() - control[-3:].mean()
+    assert gain > 1.5 * std0, (trained, control, std0)
+    assert trained[-3:].mean() > trained[:3].mean()
+
+
+def test_real_artifact_reward_on_tiny_vlm(tmp_path, tiny_sd_path, tiny_llava_path):
+    from synartifact_hf.reward import ArtifactReward
+
+    reward = ArtifactReward(str(tiny_llava_path), classifier_kwargs={"max_new_tokens": 8}, batch_size=2)
+    config = make_config(tmp_path, num_epochs=1, sample_batch_size=2, sample_num_batches_per_epoch=1, train_batch_size=2)
+    pipe = make_pipe(tiny_sd_path)
+    seen = []
+    trainer = DDPOTrainer(
+        config, reward, ImageNetAnimalPrompts(seed=0), pipe, image_samples_hook=lambda data, step, tracker: seen.extend(data)
+    )
+    before = snapshot(pipe.unet)
+    history = trainer.train()
+    images, prompts, _, rewards, info = seen[0]
+    assert images.shape == (2, 3, 32, 32) and len(prompts) == 2
+    lo, hi = reward.bounds
+    assert rewards.shape == (2,) and all(lo <= r <= hi for r in rewards.tolist())
+    assert len(info["answers"]) == 2
+    assert history[0]["reward_mean"] == pytest.approx(rewards.mean().item(), abs=1e-6)
+    assert changed(pipe.unet, before)
