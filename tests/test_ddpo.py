@@ -284,7 +284,7 @@ def test_toy_reward_rises_above_learning_rate_zero_control(tmp_path, tiny_sd_pat
             tmp_path / f"lr{lr}",
             use_lora=False,
             train_learning_rate=lr,
-            num_epochs=10,
+            num_epochs=12,
             sample_batch_size=16,
             train_batch_size=16,
             train_gradient_accumulation_steps=2,
