@@ -275,6 +275,18 @@ def test_async_rewards_equal_sync_and_tensorboard_logging(tmp_path, tiny_sd_path
     assert acc.Tags()["images"]
 
 
+@pytest.mark.parametrize("train_cfg", [True, False])
+def test_importance_ratio_is_one_before_the_first_update(tmp_path, tiny_sd_path, train_cfg):
+    """All training batches of the epoch come before its single optimizer step, so every recomputed
+    log-prob must equal the stored one: checks that latents, timesteps (shuffled per trajectory),
+    log-probs, advantages and guidance line up between sampling and training."""
+    config = make_config(tmp_path, num_epochs=1, train_batch_size=2, train_gradient_accumulation_steps=4, train_cfg=train_cfg,
+                         train_clip_range=1e-4)
+    (record,) = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS, seed=0), make_pipe(tiny_sd_path)).train()
+    assert record["global_step"] == 1
+    assert record["approx_kl"] < 1e-9 and record["clipfrac"] == 0.0
+
+
 def test_toy_reward_rises_above_learning_rate_zero_control(tmp_path, tiny_sd_path):
     """Several epochs with a fixed seed: the trained run's reward climbs clearly above the same run
     with learning rate 0 (identical samples until the weights differ)."""
