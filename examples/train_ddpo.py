@@ -219,6 +219,7 @@ def main(args: DDPOScriptArguments, config: DDPOConfig) -> dict:
         before = sample_grid_images(pipe, args, config)
     trainer = DDPOTrainer(config, reward, prompts, pipe)
     history = trainer.train()
+    trainer.accelerator.end_training()  # flush and close the trackers
     out = trainer.save_pretrained(args.output_dir)
     if not state.is_main_process:
         return {}

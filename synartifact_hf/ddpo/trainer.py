@@ -238,7 +238,7 @@ class DDPOTrainer:
             "reward_mean": float(all_rewards.mean()),
             "reward_std": float(all_rewards.std()),
         }
-        acc.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch}, step=global_step)
+        acc.log(dict(record), step=global_step)
         self._log_images(prompt_image_data, global_step)
 
         total, num_steps = samples["timesteps"].shape
@@ -266,7 +266,8 @@ class DDPOTrainer:
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Save the trained weights: LoRA -> ``pytorch_lora_weights.safetensors`` (load it with
         ``StableDiffusionPipeline.load_lora_weights(save_directory)``); full UNet -> the whole
-        pipeline (reload with ``StableDiffusionPipeline.from_pretrained(save_directory)``)."""
+        pipeline (reload with ``StableDiffusionPipeline.from_pretrained(save_directory)``). With mixed
+        precision the frozen VAE and text encoder are saved in the dtype they were cast to."""
         save_directory = Path(save_directory)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
@@ -291,6 +292,7 @@ class DDPOTrainer:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        acc.wait_for_everyone()  # every process has written its RNG state before the folder is renamed
         if acc.is_main_process:
             state = {
                 "epoch": epoch,
