@@ -230,7 +230,8 @@ def test_full_unet_two_epochs_save_and_reload(tmp_path, tiny_sd_path):
     pipe = make_pipe(tiny_sd_path)
     vae, text = snapshot(pipe.vae), snapshot(pipe.text_encoder)
     start = snapshot(pipe.unet)
-    trainer = DDPOTrainer(make_config(tmp_path, use_lora=False, train_learning_rate=1e-3), GreenMinusRed(), PromptList(PROMPTS), pipe)
+    config = make_config(tmp_path, use_lora=False, train_learning_rate=1e-3, save_freq=2)
+    trainer = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS), pipe)
     assert all(p.requires_grad for p in pipe.unet.parameters())
     trainer.train()
     moved = changed(pipe.unet, start)
@@ -243,6 +244,24 @@ def test_full_unet_two_epochs_save_and_reload(tmp_path, tiny_sd_path):
     for n, p in reloaded.unet.named_parameters():
         assert torch.equal(p, dict(pipe.unet.named_parameters())[n]), n
     assert type(reloaded.scheduler).__name__ == "DDIMScheduler"
+
+    # resume a full-UNet run: the checkpoint's UNet goes into the parameters the optimizer holds
+    pipe2 = make_pipe(tiny_sd_path)
+    resumed = DDPOTrainer(
+        make_config(tmp_path, use_lora=False, train_learning_rate=1e-3, resume_from=str(tmp_path / "logs" / "ddpo" / "checkpoints" / "checkpoint_1"), num_epochs=3),
+        GreenMinusRed(),
+        PromptList(PROMPTS),
+        pipe2,
+    )
+    assert resumed.first_epoch == 2
+    assert all(torch.equal(p, dict(pipe.unet.named_parameters())[n]) for n, p in pipe2.unet.named_parameters())
+    assert {id(p) for p in pipe2.unet.parameters()} == {id(p) for g in resumed.optimizer.param_groups for p in g["params"]}
+    before = snapshot(pipe2.unet)
+    resumed.train()
+    assert changed(pipe2.unet, before) == set(before)
+    with pytest.raises(ValueError, match="use_lora=False"):
+        DDPOTrainer(make_config(tmp_path, resume_from=str(tmp_path / "logs" / "ddpo")), GreenMinusRed(), PromptList(PROMPTS),
+                    make_pipe(tiny_sd_path))
 
 
 def test_async_rewards_equal_sync_and_tensorboard_logging(tmp_path, tiny_sd_path):
