@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -295,12 +296,18 @@ class BERTScoreMatrix:
         self._cache: OrderedDict = OrderedDict()
         self._layer = None
         self._name = None
+        # DDPO trainers may compute rewards in a thread pool: loading and the cache are shared state.
+        self._lock = threading.RLock()
 
     # -- pickling: ship the settings, not the weights -------------------------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_encoder=None, _tokenizer=None, _cache=OrderedDict(), _layer=None, _name=None)
+        state.update(_encoder=None, _tokenizer=None, _cache=OrderedDict(), _layer=None, _name=None, _lock=None)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return (
@@ -312,6 +319,11 @@ class BERTScoreMatrix:
     def _load(self) -> None:
         if self._encoder is not None:
             return
+        with self._lock:
+            if self._encoder is None:
+                self._load_locked()
+
+    def _load_locked(self) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -335,7 +347,6 @@ class BERTScoreMatrix:
             self._hidden_index = layer
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._device = torch.device(device)
-        self._encoder = encoder.to(self._device)
         self._tokenizer = tokenizer
         self._layer = layer
         self._name = name
@@ -344,6 +355,7 @@ class BERTScoreMatrix:
             self._baseline = bert_score_baseline(name, layer)
         else:
             self._baseline = self.baseline
+        self._encoder = encoder.to(self._device)  # last: a non-None encoder means fully loaded
 
     @property
     def tokenizer(self):
@@ -416,6 +428,10 @@ class BERTScoreMatrix:
 
     def _references(self, references: tuple[str, ...]):
         """(embedding, idf) of a reference list, computed once per distinct tuple (LRU cache)."""
+        with self._lock:
+            return self._references_locked(references)
+
+    def _references_locked(self, references: tuple[str, ...]):
         hit = self._cache.get(references)
         if hit is not None:
             self._cache.move_to_end(references)

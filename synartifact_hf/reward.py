@@ -119,7 +119,7 @@ def to_pil_images(images) -> list:
         elif images.is_floating_point():
             if images.ndim != 4 or images.shape[1] != 3:
                 raise ValueError(f"A float image tensor must be (B, 3, H, W), got shape {tuple(images.shape)}")
-            lo, hi = float(images.min()), float(images.max()) if images.numel() else (0.0, 0.0)
+            lo, hi = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
             if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also rejects NaN
                 raise ValueError(
                     f"A float image tensor must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "

@@ -202,3 +202,16 @@ def test_bad_inputs_raise_clear_errors(reward):
     with pytest.raises(ValueError, match="distribution"):
         ArtifactReward(mode="likelihood").rewards_from_outputs(
             [{"generated_text": "x", "scores": {name: 0.5 for name in PHRASES}}])
+
+
+def test_concurrent_first_calls_from_a_thread_pool():
+    """DDPO trainers may compute rewards in a thread pool; lazy loading must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    answers = ["1. No artifacts.", "1. Localized blur."]
+    images = [Image.new("RGB", (8, 8))] * 2
+    expected = ArtifactReward(FixedAnswers(answers), device="cpu")(images, None, None)[0]
+    fresh = ArtifactReward(FixedAnswers(answers), device="cpu")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: fresh(images, None, None)[0], range(4)))
+    assert all(torch.equal(r, expected) for r in results)
