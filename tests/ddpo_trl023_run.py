@@ -138,12 +138,15 @@ def known_issues(sd_path: str, logdir: str) -> dict:
     project = {"project_dir": run_dir, "automatic_checkpoint_naming": True}
     DDPOTrainer(config(num_epochs=2, save_freq=1, project_kwargs=project), _GreenMinusRed(), _prompt,
                 DefaultDDPOStableDiffusionPipeline(sd_path)).train()
+    saved = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
     resumed_pipe = DefaultDDPOStableDiffusionPipeline(sd_path)
     resumed = DDPOTrainer(config(num_epochs=4, resume_from=os.path.join(run_dir, "checkpoints"), project_kwargs=project),
                           _GreenMinusRed(), _prompt, resumed_pipe)
     lora = {n: p.detach().clone() for n, p in resumed_pipe.unet.named_parameters() if "lora_" in n}
     resumed.train()
     results["lora_resume"] = {
+        "checkpoints": saved,
+        "first_epoch": resumed.first_epoch,
         "adapters": sorted(resumed_pipe.unet.peft_config),
         "lora_tensors": len(lora),
         "changed_after_resume": sum(

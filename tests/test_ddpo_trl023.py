@@ -58,3 +58,6 @@ def test_artifact_reward_runs_unchanged_in_trl_023_ddpo_trainer(tmp_path, tiny_s
     resume = issues["lora_resume"]
     assert resume["adapters"] == ["default", "default_1"] and resume["lora_tensors"] > 0
     assert resume["changed_after_resume"] == 0  # TRL trains nothing after a LoRA resume; ours does (test_ddpo.py)
+    # 2 epochs, save_freq 1: TRL saves only after epoch 1 (never after epoch 0), names it by save count,
+    # and resumes at epoch 0 + 1 = 1, repeating the epoch it had finished
+    assert resume["checkpoints"] == ["checkpoint_0"] and resume["first_epoch"] == 1
