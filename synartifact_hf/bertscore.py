@@ -8,7 +8,7 @@ instead
 * embeds the references once and caches them (keyed by the exact tuple of texts),
 * encodes each batch of candidates once (duplicates once),
 * scores all candidate x reference pairs in one batched greedy-matching step, padding masked
-  out properly (padded tokens can never be a match).
+  out properly (padded tokens can never be a match); only a huge batch is split (memory cap).
 
 Definitions follow ``bert_score`` 0.3.13 exactly: tokens are the tokenizer's ids of the stripped text
 with special tokens; embeddings are the hidden states after ``num_layers`` layers, L2-normalised;
@@ -515,8 +515,9 @@ def _layer_list(encoder):
 def _greedy_match(cand: _Embedded, ref: _Embedded):
     """Weighted greedy-matching precision and recall for all pairs, padding masked out.
 
-    Candidates go through in length-sorted chunks, each cut to its own longest text, so the
-    similarity tensor (chunk, refs, cand tokens, ref tokens) holds little padding.
+    One step builds the similarity tensor (candidates, references, candidate tokens, reference tokens).
+    Only when it would exceed ``_MAX_SIM_ELEMENTS`` are the candidates split, longest first, into chunks
+    each cut to its own longest text.
     """
     import torch
 
@@ -529,7 +530,7 @@ def _greedy_match(cand: _Embedded, ref: _Embedded):
     recall = torch.zeros(c, r, device=cand.emb.device)
     lengths = cand.lengths.tolist()
     cap = max(1, _MAX_SIM_ELEMENTS // (r * max(lengths, default=1) * lr))
-    for chunk in _length_batches(lengths, cap):
+    for chunk in _length_batches(lengths, cap, slack=0.0):
         lc = max(1, lengths[chunk[0]])
         rows = torch.tensor(chunk, device=cand.emb.device)
         emb, mask = cand.emb[rows, :lc], cand.mask[rows, :lc]

@@ -67,12 +67,17 @@ def test_matches_bert_score_pair_by_pair_and_batched(scorer, reference_scorer):
     assert (batched[same] - mine[same]).abs().max().item() <= TOL
 
 
-def test_batch_invariant(scorer):
+def test_batch_invariant(scorer, monkeypatch):
+    import synartifact_hf.bertscore as bertscore
+
     together = scorer.score(CANDS, REFS).f1
     alone = torch.cat([scorer.score([c], REFS).f1 for c in CANDS])
     shuffled = scorer.score(CANDS[::-1] + ["a much longer distractor sentence " * 8], REFS).f1[: len(CANDS)].flip(0)
     assert (together - alone).abs().max().item() <= TOL
     assert (together - shuffled).abs().max().item() <= TOL
+    monkeypatch.setattr(bertscore, "_MAX_SIM_ELEMENTS", 1)  # forces the memory-capped, chunked matching
+    chunked = scorer.score(CANDS, REFS).f1
+    assert (together - chunked).abs().max().item() <= TOL
 
 
 def test_references_cached_and_candidates_encoded_once(scorer):
