@@ -16,7 +16,7 @@ TRL_STAMP := $(TRL_VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 venv-trl023: $(TRL_STAMP)
 
-$(TRL_STAMP): pyproject.toml
+$(TRL_STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(TRL_VENV)
 	$(TRL_VENV)/bin/python -m pip install -q --upgrade pip
 	$(TRL_VENV)/bin/python -m pip install -q $(TORCH)
