@@ -352,3 +352,33 @@ def test_real_artifact_reward_on_tiny_vlm(tmp_path, tiny_sd_path, tiny_llava_pat
     assert len(info["answers"]) == 2
     assert history[0]["reward_mean"] == pytest.approx(rewards.mean().item(), abs=1e-6)
     assert changed(pipe.unet, before)
+
+
+def test_two_processes(tmp_path, tiny_sd_path):
+    """`torchrun` with 2 CPU processes (accelerate's MULTI_CPU, gloo): each samples its own images, the
+    rewards are gathered for the advantages, DDP keeps the LoRA weights identical, and the checkpoint
+    holds both processes' RNG states."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.is_file():
+        pytest.skip("torchrun not found next to the Python executable")
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2",
+         str(Path(__file__).with_name("ddpo_multiprocess_run.py")), str(tiny_sd_path), str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["num_processes"] == 2 for r in ranks)
+    assert ranks[0]["local_rewards"] != ranks[1]["local_rewards"]  # different samples per process
+    assert ranks[0]["history"] == ranks[1]["history"]  # statistics over the gathered rewards
+    assert all(r["changed"] == r["num_lora"] for r in ranks)
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]  # DDP: same weights everywhere
+    checkpoint = tmp_path / "logs" / "ddpo" / "checkpoints" / "checkpoint_1"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "pytorch_lora_weights.safetensors"} <= {p.name for p in checkpoint.iterdir()}
