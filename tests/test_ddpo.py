@@ -360,6 +360,7 @@ def test_two_processes(tmp_path, tiny_sd_path):
     holds both processes' RNG states."""
     import json
     import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -368,13 +369,19 @@ def test_two_processes(tmp_path, tiny_sd_path):
     if not torchrun.is_file():
         pytest.skip("torchrun not found next to the Python executable")
     env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [str(torchrun), "--standalone", "--nproc_per_node", "2",
          str(Path(__file__).with_name("ddpo_multiprocess_run.py")), str(tiny_sd_path), str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=240, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    ranks = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun's workers too, not just torchrun
+        proc.communicate()
+        pytest.fail("two-process DDPO run did not finish in 240 s")
+    assert proc.returncode == 0, stderr[-4000:]
+    ranks = sorted((json.loads(line) for line in stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["num_processes"] == 2 for r in ranks)
     assert ranks[0]["local_rewards"] != ranks[1]["local_rewards"]  # different samples per process
     assert ranks[0]["history"] == ranks[1]["history"]  # statistics over the gathered rewards
