@@ -42,7 +42,9 @@ class DDPOConfig:
     """
 
     # --- run / logging ---------------------------------------------------------------------------
-    exp_name: str = field(default_factory=_default_exp_name, metadata={"help": "Experiment name."})
+    exp_name: str = field(
+        default_factory=_default_exp_name, metadata={"help": "Experiment name (kept for TRL compatibility; logged only)."}
+    )
     run_name: str = field(
         default="ddpo", metadata={"help": "Run name; checkpoints and tensorboard logs go to logdir/run_name."}
     )

@@ -310,7 +310,7 @@ class DDPOTrainer:
         return final
 
     # ------------------------------------------------------------------ sampling and rewards
-    def _encode(self, prompts) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+    def _encode(self, prompts) -> torch.Tensor:
         ids = self._tokenize(prompts)
         with torch.no_grad():
             return self.sd_pipeline.text_encoder(ids)[0]
