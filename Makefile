@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 .PHONY: demo test lint venv venv-trl023 clean
 
 # A second virtualenv with TRL 0.23 (the last TRL with DDPOTrainer) for the TRL-compatibility test
-# (tests/test_ddpo_trl023.py); rebuilt only when pyproject.toml changes.
+# (tests/test_ddpo_trl023.py); rebuilt only when pyproject.toml or setup.py changes.
 TRL_VENV := .venv-trl023
 TRL_STAMP := $(TRL_VENV)/.installed
 
