@@ -198,7 +198,11 @@ def save_artifact_overlays(
             t2i_caption=row.get("t2i_misalignment_caption"),
             title=f"{row.get('image_id', '')}  {row.get('generator', '')}  (prompt: {row.get('prompt', '')})",
         )
-        path = out_dir / f"{row.get('image_id') or len(written)}.png"
+        stem = str(row.get("image_id") or len(written))
+        # image ids come from the dataset's rows (possibly someone else's folder): a file name only
+        if Path(stem).name != stem or stem in (".", "..") or "\\" in stem:
+            raise ValueError(f"image_id {stem!r} is not a plain file name; refusing to write outside {out_dir}")
+        path = out_dir / f"{stem}.png"
         picture.save(path)
         written.append(path)
     return written

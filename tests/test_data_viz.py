@@ -43,6 +43,16 @@ def test_visualize_by_image_id_and_errors(built, tmp_path, capsys):
     assert "available: train, test" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("image_id", ["../escape", "sub/name", "/abs", "..", "a\\b"])
+def test_overlays_refuse_image_ids_that_leave_the_output_folder(tmp_path, image_id):
+    from synartifact_hf.viz import save_artifact_overlays
+
+    row = {"image": Image.new("RGB", (8, 8)), "artifacts": [], "labels": [13], "image_id": image_id}
+    with pytest.raises(ValueError, match="not a plain file name"):
+        save_artifact_overlays([row], tmp_path / "out")
+    assert not list(tmp_path.rglob("*.png"))
+
+
 def test_draw_artifacts_marks_each_box_in_its_class_colour():
     image = Image.new("RGB", (200, 100), (0, 0, 0))
     out = draw_artifacts(image, [{"bbox": [20, 40, 120, 90], "label": 11, "caption": None}])
