@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config of a built dataset folder to read (default: its first, 'default')")
     parser.add_argument("--split", action="append", default=None,
                         help="split(s) of a built dataset folder to read (repeatable; default: all)")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: CPU)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: the first GPU if there is one, else CPU)")
 
 
 # ----------------------------------------------------------------------------------------------
