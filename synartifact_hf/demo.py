@@ -26,7 +26,8 @@ RANDOM_MODEL_WARNING = (
     "      Use `make demo MODEL=<checkpoint folder or hub id>` for real predictions."
 )
 
-# Hand-written answers in the styles models produce, with the labels a reader would assign.
+# Hand-written answers in the styles models produce, each paired with a made-up reference label set;
+# some answers are incomplete or wrong against it on purpose, so the scores show what a miss costs.
 EXAMPLE_ANSWERS: tuple[tuple[str, list[str]], ...] = (
     ("1. Distorted and deformed components.\n2. Omitted components.",
      ["Distorted and deformed components", "Omitted components"]),
