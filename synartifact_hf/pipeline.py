@@ -221,6 +221,10 @@ class ArtifactClassificationPipeline(Pipeline):
                 f"The processor of {self.model.name_or_path} has no chat template; {TASK} renders the instruction "
                 "with it. Save one with processor.chat_template = '...'; processor.save_pretrained(path)."
             )
+        # Batches pad prompts of different lengths on the tokenizer's side (pad_collate_fn); generation and
+        # the shared-prefix scores need them left-padded, whatever side the checkpoint was saved with.
+        if self.tokenizer is not None and self.tokenizer.padding_side != "left":
+            self.tokenizer.padding_side = "left"
         self._prompts: dict[str, str] = {}
         self._scorers: dict[str, OptionScorer] = {}
 

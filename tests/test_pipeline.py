@@ -124,6 +124,26 @@ def test_batch_8_equals_batch_1_with_prompts_of_different_lengths(which, request
     assert one[1]["scores"] != pytest.approx(one[0]["scores"], abs=1e-6)
 
 
+def test_batching_pads_left_even_if_the_checkpoint_pads_right(tiny_llava_path, tmp_path):
+    import shutil
+
+    folder = tmp_path / "right-padded"
+    shutil.copytree(tiny_llava_path, folder)
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config["padding_side"] = "right"  # as many released checkpoints save it (set for training)
+    config_file.write_text(json.dumps(config))
+    clf = pipeline(TASK, model=str(folder))
+    assert clf.tokenizer.padding_side == "left"
+    inputs = [{"image": _noise(i, 30 + 7 * i), "instruction": "List the artifacts."} if i % 2 else _noise(i)
+              for i in range(4)]
+    one = clf(inputs, batch_size=1, max_new_tokens=6, return_scores=True)
+    four = clf(inputs, batch_size=4, max_new_tokens=6, return_scores=True)
+    assert [o["generated_text"] for o in one] == [o["generated_text"] for o in four]
+    for a, b in zip(one, four):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+
+
 def test_input_kinds_and_key_dataset(llava, tmp_path):
     from datasets import Dataset
     from datasets import Image as ImageFeature
