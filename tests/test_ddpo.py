@@ -108,6 +108,23 @@ def test_ddim_step_matches_diffusers_and_gaussian_logprob(tiny_sd_path):
         ddim_step_with_logprob(scheduler, eps, t, sample, eta=0.0)
 
 
+def test_ddim_logprob_is_of_the_stored_half_precision_latent(tiny_sd_path):
+    # With mixed precision the trajectory is kept in fp16; the sampled log-prob must be that of the stored
+    # latent, or the first importance ratio is already off by ~3e-4 (past the 1e-4 clip range) at late steps.
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler.from_pretrained(tiny_sd_path, subfolder="scheduler")
+    scheduler.set_timesteps(50)
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(2, 4, 32, 32, generator=generator).half()
+    eps = torch.randn(2, 4, 32, 32, generator=generator).half()
+    for t in scheduler.timesteps[-3:]:
+        stored, log_prob = ddim_step_with_logprob(scheduler, eps, t, sample, generator=torch.Generator().manual_seed(1))
+        assert stored.dtype == torch.float16
+        _, again = ddim_step_with_logprob(scheduler, eps, t, sample, prev_sample=stored)
+        assert torch.equal(again, log_prob)
+
+
 # ---------------------------------------------------------------------------------------------- config
 
 

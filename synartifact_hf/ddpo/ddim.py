@@ -92,7 +92,9 @@ def ddim_step_with_logprob(
 
     if prev_sample is None:
         noise = torch.randn(x.shape, generator=generator, device="cpu" if generator is None else generator.device)
-        prev_sample = mean + std * noise.to(x.device, x.dtype)
+        # Round to the latents' dtype before scoring: training re-scores the stored (e.g. fp16) latent, and
+        # fp16 rounding alone moves the importance ratio of late steps past a 1e-4 clip range.
+        prev_sample = (mean + std * noise.to(x.device, x.dtype)).to(sample.dtype)
     prev = prev_sample.detach().float()
     log_prob = (
         -((prev - mean) ** 2) / (2 * std**2) - torch.log(std) - math.log(math.sqrt(2 * math.pi))
