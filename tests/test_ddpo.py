@@ -150,9 +150,17 @@ def test_config_errors_and_trl_field_names(tmp_path, tiny_sd_path):
         DDPOTrainer(make_config(tmp_path, train_batch_size=3), GreenMinusRed(), PromptList(PROMPTS), pipe)
     with pytest.raises(ValueError, match="train_gradient_accumulation_steps"):
         DDPOTrainer(make_config(tmp_path, train_gradient_accumulation_steps=3), GreenMinusRed(), PromptList(PROMPTS), pipe)
-    from diffusers import PNDMScheduler
+    from diffusers import DDIMScheduler, PNDMScheduler
 
-    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)
+    original = pipe.scheduler
+    pipe.scheduler = DDIMScheduler.from_config(original.config, set_alpha_to_one=True)
+    pipe.scheduler.set_timesteps(2)  # the last step's variance is then 0: its log-prob is not finite
+    _, log_prob = ddim_step_with_logprob(pipe.scheduler, torch.zeros(1, 4, 8, 8), pipe.scheduler.timesteps[-1],
+                                         torch.zeros(1, 4, 8, 8))
+    assert not torch.isfinite(log_prob).all()
+    with pytest.raises(ValueError, match="set_alpha_to_one=False"):
+        DDPOTrainer(make_config(tmp_path), GreenMinusRed(), PromptList(PROMPTS), pipe)
+    pipe.scheduler = PNDMScheduler.from_config(original.config)
     with pytest.raises(TypeError, match="DDIMScheduler.from_config"):
         DDPOTrainer(make_config(tmp_path), GreenMinusRed(), PromptList(PROMPTS), pipe)
 

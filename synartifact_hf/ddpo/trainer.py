@@ -95,6 +95,13 @@ class DDPOTrainer:
                 f"DDPO samples with DDIM but the pipeline's scheduler is {type(sd_pipeline.scheduler).__name__}; "
                 "set pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config) first"
             )
+        if sd_pipeline.scheduler.config.set_alpha_to_one:
+            # The last step then has variance 0: no log-probability (NaN loss), whatever eta is.
+            raise ValueError(
+                "the DDIMScheduler has set_alpha_to_one=True, which makes the last DDIM step deterministic (no "
+                "log-probability for DDPO); use DDIMScheduler.from_config(pipe.scheduler.config, "
+                "set_alpha_to_one=False) (Stable Diffusion v1's own scheduler config has it False)"
+            )
         self.config = config
         self.reward_fn = reward_function
         self.prompt_fn = prompt_function
