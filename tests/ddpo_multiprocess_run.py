@@ -1,5 +1,6 @@
 """Run under ``torchrun --nproc_per_node 2`` with ``ACCELERATE_USE_CPU=true``: two epochs of our DDPO with
-LoRA in two CPU processes (gloo), checkpoint each epoch. Each rank prints one JSON line. Used by
+LoRA in two CPU processes (gloo), checkpoint each epoch. Each rank writes LOGDIR/rank<N>.json (files,
+not stdout: the two ranks' lines would interleave). Used by
 tests/test_ddpo.py::test_two_processes; imports live in ``main`` so pytest's doctest collection can
 import this file.
 
@@ -50,4 +51,10 @@ def main(sd_path: str, logdir: str) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    print(json.dumps(main(*sys.argv[1:])), flush=True)
+    from pathlib import Path
+
+    result = main(*sys.argv[1:])
+    out = Path(sys.argv[2]) / f"rank{result['rank']}.json"
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.rename(out)
