@@ -45,7 +45,9 @@ class EvaluateArguments:
                   "stage2_llm_frozen."},
     )
     batch_size: int = field(default=8, metadata={"help": "Pipeline batch size."})
-    max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per answer (256 for detection)."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Generation budget per answer (default: 128, or 256 for detection)."}
+    )
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N rows only."})
     device: str | None = field(default=None, metadata={"help": "torch device, e.g. cuda:0 or cpu (default: the first GPU if there is one, else CPU)."})
 

@@ -155,7 +155,7 @@ def load_model_and_processor(model_args: ClassifierModelArguments):
     if not model_args.model_name_or_path:
         raise ValueError("Pass --model_name_or_path, or the three --stage1_* arguments")
     model = AutoModelForImageTextToText.from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, dtype=dtype
+        model_args.model_name_or_path, revision=model_args.model_revision, dtype=dtype, use_safetensors=True
     )
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
     if model_args.pad_to_square:

@@ -30,10 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_checkpoint
 
-    max_new_tokens = args.max_new_tokens or (256 if args.config == "detection" else 128)
     report = evaluate_checkpoint(
         args.model, args.dataset, config=args.config, split=args.split, output_dir=args.output_dir,
-        batch_size=args.batch_size, max_new_tokens=max_new_tokens, max_samples=args.max_samples,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_samples=args.max_samples,
         paper_row=args.paper_row, device=args.device,
     )
     print(report.to_markdown())

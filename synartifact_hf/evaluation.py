@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 TABLE2_KEYS = ("accuracy", "precision", "recall", "f1")
+DEFAULT_MAX_NEW_TOKENS = {"classification": 128, "detection": 256}
 
 # The paper's Table 2, "All" rows (test split, 265 images), in %.
 PAPER_TABLE2: dict[str, dict] = {
@@ -257,7 +258,7 @@ def evaluate_checkpoint(
     split: str = "test",
     output_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     max_samples: int | None = None,
     paper_row: str | None = None,
     device=None,
@@ -274,10 +275,8 @@ def evaluate_checkpoint(
             adds ``artifact_iou`` and the box figure).
         paper_row: a key of :data:`PAPER_TABLE2` whose numbers go beside ours.
     """
-    from transformers import pipeline
-
-    from . import pipeline as _registers_the_task  # noqa: F401
     from .parsing import parse_answer
+    from .pipeline import load_pipeline
     from .prompts import detection_instruction
 
     if paper_row is not None and paper_row not in PAPER_TABLE2:
@@ -285,8 +284,10 @@ def evaluate_checkpoint(
     if config not in ("classification", "detection"):
         raise ValueError(f"config must be 'classification' or 'detection', got {config!r}")
     ds = _load_split(dataset, config, split, max_samples)
+    if max_new_tokens is None:  # detection answers carry boxes and a caption: give them room
+        max_new_tokens = DEFAULT_MAX_NEW_TOKENS[config]
     if isinstance(model, (str, os.PathLike)):
-        classifier = pipeline("artifact-classification", model=os.fspath(model), device=device)
+        classifier = load_pipeline(os.fspath(model), device=device)
         model_name = os.fspath(model)
     else:
         classifier = model

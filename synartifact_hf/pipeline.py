@@ -274,7 +274,9 @@ class ArtifactClassificationPipeline(Pipeline):
         if key not in self._scorers:
             prompt, continuations = continuation_texts(self.processor, instruction or classification_instruction())
             ids = encode_continuations(self.tokenizer, prompt, continuations)
-            self._scorers[key] = OptionScorer(self.model, ids, pad_token_id=self.tokenizer.pad_token_id)
+            # Padded positions are masked out, so any valid id pads; checkpoints without a pad token work.
+            pad_id = next((i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if i is not None), 0)
+            self._scorers[key] = OptionScorer(self.model, ids, pad_token_id=pad_id)
         return self._scorers[key]
 
     def preprocess(self, image, instruction=None, max_image_pixels=MAX_IMAGE_PIXELS, timeout=None):
@@ -384,7 +386,9 @@ def load_pipeline(model: str | os.PathLike | None = None, revision: str | None =
     if local.exists() and not (local / "config.json").is_file():
         raise FileNotFoundError(f"{local} has no config.json; pass a folder written by save_pretrained")
     try:
-        return pipeline(TASK, model=str(model), revision=revision, **kwargs)
+        # Weights load only from safetensors (no pickle), whatever the checkpoint also ships.
+        model_kwargs = {"use_safetensors": True, **kwargs.pop("model_kwargs", {})}
+        return pipeline(TASK, model=str(model), revision=revision, model_kwargs=model_kwargs, **kwargs)
     except OSError as err:
         if local.exists():
             raise

@@ -144,6 +144,15 @@ def test_batching_pads_left_even_if_the_checkpoint_pads_right(tiny_llava_path, t
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
 
 
+def test_scores_without_a_pad_token(tiny_llava_path):
+    clf = pipeline(TASK, model=str(tiny_llava_path))
+    reference = clf(_noise(3), max_new_tokens=4, return_scores=True)
+    clf.tokenizer.pad_token = None  # some checkpoints ship none; the 14 continuations still need padding
+    assert clf.tokenizer.pad_token_id is None
+    result = clf(_noise(3), max_new_tokens=4, return_scores=True)
+    assert result["scores"] == pytest.approx(reference["scores"], abs=1e-6)
+
+
 def test_input_kinds_and_key_dataset(llava, tmp_path):
     from datasets import Dataset
     from datasets import Image as ImageFeature
@@ -248,6 +257,20 @@ def test_bad_inputs_have_clear_errors(llava, tmp_path):
 def test_idefics3_architecture(idefics3):
     out = idefics3([_noise(0), _noise(1, 70, 20)], max_new_tokens=4, return_scores=True)
     assert all(set(o) == KEYS | {"scores"} for o in out)
+
+
+def test_load_pipeline_refuses_pickled_weights(tiny_llava_path, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_llava_path, folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises((OSError, ValueError), match="model.safetensors"):  # never falls back to the pickle
+        load_pipeline(folder)
+    assert load_pipeline(tiny_llava_path).model is not None
 
 
 def test_offline_default_model_error_says_how_to_pass_a_local_path(tmp_path):

@@ -132,7 +132,7 @@ def _load_vision_tower(vision_tower, dtype):
     from transformers import CLIPVisionModel
 
     if isinstance(vision_tower, (str, os.PathLike)):
-        return CLIPVisionModel.from_pretrained(os.fspath(vision_tower), dtype=dtype)
+        return CLIPVisionModel.from_pretrained(os.fspath(vision_tower), dtype=dtype, use_safetensors=True)
     if not hasattr(vision_tower, "config") or getattr(vision_tower.config, "model_type", None) != "clip_vision_model":
         raise TypeError(
             f"vision_tower must be a path/hub id of a CLIP model or a CLIPVisionModel, got {type(vision_tower).__name__}"
@@ -145,7 +145,7 @@ def _load_language_model(language_model, tokenizer, dtype):
 
     if isinstance(language_model, (str, os.PathLike)):
         path = os.fspath(language_model)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path)
     else:
