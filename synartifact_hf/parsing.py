@@ -85,6 +85,7 @@ _BOX = re.compile(
     r"^(?P<label>.*?)\s*[:\-–]?\s*\[\s*(?P<nums>-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?){3})\s*\]\s*\.?\s*$"
 )
 _NONE_WORDS = {"none", "n a", "na", "nothing", "no", ""}
+_NEGATORS = {"no", "not", "without", "nor", "never", "neither", "free"}
 
 
 def _is_none(text: str) -> bool:
@@ -121,15 +122,19 @@ def _match_fragment(fragment: str) -> list[int]:
     if hit is not None:
         return [hit.id]
     padded = f" {normalize_name(text)} "
-    ids = []
+    ids, negated = [], False
     for phrase, cls_id in _PHRASES:
         needle = f" {phrase} "
-        while needle in padded:
-            ids.append(cls_id)
+        while (at := padded.find(needle)) >= 0:
+            # "there are no duplicated components" names a class only to deny it.
+            if cls_id == NO_ARTIFACTS_ID or not _NEGATORS & set(padded[:at].split()[-3:]):
+                ids.append(cls_id)
+            else:
+                negated = True
             # Blank the match out so a shorter phrase inside it ("spatial relationship" inside
             # "non spatial relationship") is not counted again.
-            padded = padded.replace(needle, " | ", 1)
-    if ids:
+            padded = padded[:at] + " | " + padded[at + len(needle):]
+    if ids or negated:
         return ids
     close = difflib.get_close_matches(normalize_name(text), list(_FUZZY_KEYS), n=1, cutoff=0.85)
     return [_FUZZY_KEYS[close[0]]] if close else []
@@ -154,9 +159,10 @@ class _Collector:
         body = _LEADER.sub("", item).strip()
         other = _OTHER_WITH_CAPTION.match(body)
         if other:
-            self.ids.add(OTHER_ARTIFACTS_ID)
             caption = other.group("caption").strip()
+            # "Other artifacts: None" denies other artifacts, as the release's "None" caption does.
             if not _is_none(caption):
+                self.ids.add(OTHER_ARTIFACTS_ID)
                 self.caption = caption if self.caption is None else f"{self.caption} {caption}"
             return
         exact = find_class(_clean(body))

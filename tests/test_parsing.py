@@ -48,7 +48,16 @@ def test_other_artifacts_caption():
     assert result.other_caption == "The gown is out of frame."
     # commas inside a caption do not split it into options
     assert parse_answer("Other artifacts: blurry, duplicate hands").labels == [OTHER]
-    assert parse_answer("Other artifacts: none").other_caption is None
+    # "Other artifacts: None" says there are none, like the release's "None" caption: no label
+    result = parse_answer("1. No artifacts.\n2. Other artifacts: None")
+    assert result.labels == ["No artifacts"] and result.other_caption is None and not result.conflict
+
+
+def test_negated_mentions_are_not_labels():
+    result = parse_answer("There are no duplicated components, but the image has illegible text.")
+    assert result.labels == ["Illegible letters"]
+    result = parse_answer("Not distorted components.")
+    assert result.labels == [] and result.unmapped == ["Not distorted components"]
 
 
 def test_no_artifacts_with_artifacts_is_a_flagged_conflict():
