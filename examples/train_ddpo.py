@@ -232,7 +232,9 @@ def main(args: DDPOScriptArguments, config: DDPOConfig) -> dict:
         before, after, out / "before_after.png", prompts=args.eval_prompts,
         rewards_before=grid_rewards[0], rewards_after=grid_rewards[1],
     )
-    (out / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+    history_tmp = out / "history.json.tmp"
+    history_tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
+    history_tmp.replace(out / "history.json")
     card = render_card("ddpo_lora_card", **card_values(args, config, history, reward, grid_rewards))
     tmp = out / "README.md.partial"
     tmp.write_text(card, encoding="utf-8")

@@ -60,6 +60,23 @@ def _fit(draw, text: str, font, max_width: int) -> str:
     return text.rstrip() + "..."
 
 
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write to a temporary name, rename into place (no half-written PNG), close the figure."""
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")
+        tmp.replace(out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def _label_name(label) -> str:
     return get_class(label).name
 
@@ -163,12 +180,7 @@ def plot_class_distribution(
     ax.set_xlabel("images")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def save_artifact_overlays(
@@ -251,12 +263,7 @@ def plot_per_class_scores(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, path)
 
 
 def label_cooccurrence(references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]],
@@ -316,12 +323,7 @@ def plot_label_cooccurrence(
     ax.set_ylabel("reference")
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04, label="share of the row's images")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, path)
 
 
 PREDICTED_COLOR = (255, 215, 0)  # yellow, as the paper's Figure 7
@@ -435,12 +437,7 @@ def plot_reward_curve(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, path)
 
 
 def save_before_after_grid(

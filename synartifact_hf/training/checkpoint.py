@@ -43,5 +43,11 @@ def merge_lora_checkpoint(base_model, output_dir) -> Path:
     if readme.exists():  # PEFT's generic card; ours is written later
         shutil.move(str(readme), str(adapter_dir / "README.md"))
     merged = PeftModel.from_pretrained(base_model, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(out)
+    # Write beside, then move in file by file: a crash mid-save leaves no half-written model at the top.
+    staging = out / ".merged-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    merged.save_pretrained(staging)
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
+    staging.rmdir()
     return out
