@@ -67,6 +67,14 @@ class ClassifierScriptArguments(ScriptArguments):
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on the first N training rows only (smoke runs)."}
     )
+    share_pipeline_code: bool = field(
+        default=False,
+        metadata={"help": "Also save the pipeline code (config.json `custom_pipelines` + pipeline.py), so users "
+                  "without synartifact-hf load the model with pipeline(model=..., trust_remote_code=True). "
+                  "transformers then requires trust_remote_code or pipeline_class= for plain "
+                  "pipeline('artifact-classification', model=...); synartifact_hf.pipeline.load_pipeline and the "
+                  "CLI pass the installed class."},
+    )
     evaluate_after_training: bool = field(
         default=True,
         metadata={"help": "Run the saved model through pipeline('artifact-classification') on the test split "
@@ -222,6 +230,7 @@ def card_values(script_args, training_args, model_args, summary, report, num_tra
 def main(script_args, training_args, model_args):
     from trl import SFTTrainer
 
+    from synartifact_hf.pipeline import add_pipeline_code
     from synartifact_hf.training import (
         lora_config_for,
         merge_lora_checkpoint,
@@ -249,6 +258,8 @@ def main(script_args, training_args, model_args):
     processor.save_pretrained(training_args.output_dir)
     if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
         merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
+    if script_args.share_pipeline_code:
+        add_pipeline_code(training_args.output_dir)
 
     report = None
     if script_args.evaluate_after_training:

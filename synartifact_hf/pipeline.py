@@ -44,6 +44,7 @@ from .taxonomy import NAMES
 
 __all__ = [
     "TASK",
+    "add_pipeline_code",
     "DEFAULT_MODEL",
     "MAX_IMAGE_PIXELS",
     "ArtifactClassificationPipeline",
@@ -353,6 +354,39 @@ class ArtifactClassificationPipeline(Pipeline):
         self.processor.save_pretrained(save_directory)
 
 
+def add_pipeline_code(checkpoint_dir: str | os.PathLike) -> Path:
+    """Make a checkpoint folder (e.g. a fine-tuning output) loadable without synartifact-hf.
+
+    Copies this module and the sibling modules it imports relatively into the folder and adds
+    ``custom_pipelines`` to its ``config.json``, as :meth:`ArtifactClassificationPipeline.save_pretrained`
+    does, without loading or rewriting the weights. Then ``pipeline(model=folder, trust_remote_code=True)``
+    works for users who never installed synartifact-hf.
+    """
+    import json
+    import shutil
+
+    from transformers.dynamic_module_utils import get_relative_import_files
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    folder = Path(checkpoint_dir)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json; pass a folder written by save_pretrained")
+    register_pipeline()
+    info = dict(PIPELINE_REGISTRY.supported_tasks[TASK])
+    # The same entry Pipeline.save_pretrained writes: classes become names the Hub loader resolves.
+    info["impl"] = f"{__name__.split('.')[-1]}.{ArtifactClassificationPipeline.__name__}"
+    info["pt"] = tuple(cls.__name__ for cls in info["pt"])
+    for source in [__file__, *get_relative_import_files(__file__)]:
+        shutil.copy(source, folder / Path(source).name)
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["custom_pipelines"] = {TASK: info}
+    tmp = config_file.with_name(".config.json.tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(config_file)
+    return folder
+
+
 def register_pipeline() -> None:
     """Register ``"artifact-classification"`` with transformers (idempotent). ``import synartifact_hf``
     does this as soon as ``transformers.pipelines`` is imported."""
@@ -388,7 +422,10 @@ def load_pipeline(model: str | os.PathLike | None = None, revision: str | None =
     try:
         # Weights load only from safetensors (no pickle), whatever the checkpoint also ships.
         model_kwargs = {"use_safetensors": True, **kwargs.pop("model_kwargs", {})}
-        return pipeline(TASK, model=str(model), revision=revision, model_kwargs=model_kwargs, **kwargs)
+        # The installed class, also for folders whose config.json declares custom_pipelines (for which
+        # transformers would otherwise insist on running the folder's copy with trust_remote_code).
+        return pipeline(TASK, model=str(model), revision=revision, model_kwargs=model_kwargs,
+                        pipeline_class=ArtifactClassificationPipeline, **kwargs)
     except OSError as err:
         if local.exists():
             raise

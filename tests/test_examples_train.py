@@ -170,6 +170,24 @@ def test_resume_evaluate_card_and_pipeline(train_script, tiny_llava_path, sample
 
     result = classifier(Image.new("RGB", (40, 30), (10, 200, 10)), max_new_tokens=4)
     assert set(result) >= {"labels", "generated_text", "has_artifacts"}
+    assert "custom_pipelines" not in json.loads((out / "config.json").read_text())
+
+
+def test_share_pipeline_code(train_script, tiny_llava_path, sample_dataset, tmp_path):
+    from synartifact_hf.pipeline import load_pipeline
+
+    out = tmp_path / "shared"
+    _train(train_script, tiny_llava_path, sample_dataset, out, "--evaluate_after_training", "false",
+           "--save_strategy", "no", "--share_pipeline_code", "true", "--max_steps", "1")
+    # Users without synartifact-hf: trust_remote_code runs these files (tests/test_pipeline.py loads such a
+    # folder in a process that cannot import synartifact_hf); with it installed, load_pipeline uses ours.
+    config = json.loads((out / "config.json").read_text())
+    assert config["custom_pipelines"]["artifact-classification"]["impl"] == "pipeline.ArtifactClassificationPipeline"
+    assert {"pipeline.py", "parsing.py", "prompts.py", "taxonomy.py", "scoring.py"} <= {p.name for p in out.glob("*.py")}
+    from PIL import Image
+
+    result = load_pipeline(out)(Image.new("RGB", (40, 30), (10, 200, 10)), max_new_tokens=4)
+    assert set(result) >= {"labels", "generated_text", "has_artifacts"}
 
 
 def test_detection_config_trains(train_script, tiny_llava_path, sample_dataset, tmp_path):

@@ -26,6 +26,7 @@ from synartifact_hf.pipeline import (
     TASK,
     ArtifactClassificationPipeline,
     ImageTooLargeError,
+    add_pipeline_code,
     load_image,
     load_pipeline,
 )
@@ -284,9 +285,18 @@ def test_offline_default_model_error_says_how_to_pass_a_local_path(tmp_path):
         pipeline(TASK)
 
 
-def test_save_pretrained_loads_with_trust_remote_code_without_synartifact(llava, tmp_path):
+@pytest.mark.parametrize("how", ["pipeline.save_pretrained", "add_pipeline_code"])
+def test_save_pretrained_loads_with_trust_remote_code_without_synartifact(how, llava, tiny_llava_path, tmp_path):
+    import shutil
+
     folder = tmp_path / "shared"
-    llava.save_pretrained(folder)
+    if how == "pipeline.save_pretrained":
+        llava.save_pretrained(folder)
+    else:  # a checkpoint folder as a Trainer writes it (model + processor), code added afterwards
+        shutil.copytree(tiny_llava_path, folder)
+        weights = (folder / "model.safetensors").read_bytes()
+        add_pipeline_code(folder)
+        assert (folder / "model.safetensors").read_bytes() == weights  # weights untouched
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"][TASK]["impl"] == "pipeline.ArtifactClassificationPipeline"
     assert (folder / "pipeline.py").exists() and (folder / "processor_config.json").exists()
