@@ -4,7 +4,7 @@
 - `DDPOConfig` (``config.py``): every knob, TRL's names.
 - `DDPOTrainer` (``trainer.py``): sampling, advantages, the clipped per-timestep loss, checkpoints.
 - `ddim_step_with_logprob`, `sample_with_logprob` (``ddim.py``): DDIM with per-step log-probabilities.
-- `pipeline_family` (``families.py``): what differs between SD 1.x/2.x and SDXL (prompt encoding, the
+- `pipeline_family`, `pipeline_class` (``families.py``): what differs between SD 1.x/2.x and SDXL (prompt encoding, the
   UNet's extra conditioning, VAE decoding), behind one interface.
 - `PerPromptStatTracker` (``stat_tracking.py``): per-prompt reward normalization.
 - `ImageNetAnimalPrompts`, `PromptList` (``prompts.py``): picklable prompt functions; the paper's
@@ -28,6 +28,7 @@ __all__ = [
     "PerPromptStatTracker",
     "ddim_step_with_logprob",
     "imagenet_animal_classes",
+    "pipeline_class",
     "pipeline_family",
     "sample_with_logprob",
 ]
@@ -36,6 +37,7 @@ _LAZY = {
     "DDPOTrainer": ".trainer",
     "PerPromptStatTracker": ".stat_tracking",
     "ddim_step_with_logprob": ".ddim",
+    "pipeline_class": ".families",
     "pipeline_family": ".families",
     "sample_with_logprob": ".ddim",
 }

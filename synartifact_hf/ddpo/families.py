@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["MAX_RESOLUTION", "StableDiffusionFamily", "StableDiffusionXLFamily", "pipeline_family"]
+__all__ = ["MAX_RESOLUTION", "StableDiffusionFamily", "StableDiffusionXLFamily", "pipeline_class", "pipeline_family"]
 
 MAX_RESOLUTION = 4096  # pixels per side; SDXL's native 1024 with room for upscaled variants
 
@@ -42,6 +42,21 @@ def pipeline_family(pipeline, resolution: int | None = None):
         "DDPOTrainer takes a diffusers StableDiffusionPipeline (SD 1.x/2.x) or StableDiffusionXLPipeline; got "
         f"{type(pipeline).__name__}. Flow-matching pipelines (SD3, FLUX) have no DDIM step log-probabilities."
     )
+
+
+def pipeline_class(pretrained: str, revision: str | None = None):
+    """The diffusers pipeline class DDPO uses for a checkpoint (Hub id or folder), chosen from its
+    ``model_index.json`` ``_class_name``: ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``."""
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    name = DiffusionPipeline.load_config(pretrained, revision=revision).get("_class_name")
+    supported = {cls.__name__: cls for cls in (StableDiffusionPipeline, StableDiffusionXLPipeline)}
+    if name not in supported:
+        raise ValueError(
+            f"{pretrained}/model_index.json names _class_name={name!r}; DDPO supports {sorted(supported)} "
+            "(flow-matching pipelines such as SD3 and FLUX have no DDIM step log-probabilities)"
+        )
+    return supported[name]
 
 
 class StableDiffusionFamily:
