@@ -10,7 +10,9 @@ Layout of ``OUT_DIR``::
 so ``load_dataset(OUT_DIR)`` and ``load_dataset(OUT_DIR, "classification")`` work locally, and
 ``push-dataset`` publishes the folder as it is. Everything is written to a temporary sibling folder
 and renamed into place at the end: a failed build leaves nothing behind, and an existing ``OUT_DIR``
-is replaced only with ``overwrite=True``.
+is replaced only with ``overwrite=True``. A build killed outright (``kill -9``) cannot clean up; the next
+build of the same ``OUT_DIR`` removes such leftovers when they are provably its own (see
+:mod:`~synartifact_hf.data.staging`) and reports any other.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ import logging
 import math
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cards import render_card, split_front_matter
@@ -31,6 +32,7 @@ from ..taxonomy import CLASSES
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, SynArtifact1K
 from .label_rules import DEFAULT_LABEL_RULE, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
+from .staging import StaleFolder, make_staging, swap_into_place, sweep_stale_staging
 from .statistics import DatasetStatistics, compute_statistics
 
 __all__ = [
@@ -63,6 +65,7 @@ class BuildReport:
     skipped: list[SkippedFile]
     statistics: DatasetStatistics
     label_rule: str = DEFAULT_LABEL_RULE
+    stale_folders: list[StaleFolder] = field(default_factory=list)  # leftovers of killed builds (see staging)
     seconds: float = 0.0
     images_per_second: float = 0.0  # release images per second, whole build (all configs)
 
@@ -79,6 +82,8 @@ class BuildReport:
             f"{stats.total('without_artifacts')} without (rule 'boxes': {stats.with_artifacts_under('boxes')}, "
             f"rule 'boxes+caption': {stats.with_artifacts_under('boxes+caption')})"
         )
+        for item in self.stale_folders:
+            lines.append(f"  stale build folder {item}")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} file(s):")
             lines.extend(f"    {item}" for item in self.skipped)
@@ -380,6 +385,7 @@ def build_dataset(
         raise ValueError(f"configs must be a non-empty subset of {', '.join(CONFIG_NAMES)}; got {configs}")
     check_label_rule(label_rule)
     _check_out_dir(raw_dir, out_dir, overwrite)
+    stale = sweep_stale_staging(out_dir)
 
     release = scan_release(
         raw_dir,
@@ -394,8 +400,7 @@ def build_dataset(
     )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging = make_staging(out_dir)
     try:
         rows: dict[str, dict[str, int]] = {}
         files: list[str] = []
@@ -428,7 +433,7 @@ def build_dataset(
             out_dir.name, configs, split_names, infos, stats, release.skipped, pretty_name, label_rule
         )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        _swap_into_place(staging, out_dir)
+        swap_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -442,23 +447,10 @@ def build_dataset(
         skipped=list(release.skipped),
         statistics=stats,
         label_rule=label_rule,
+        stale_folders=stale,
         seconds=seconds,
         images_per_second=release.num_records / seconds if seconds else 0.0,
     )
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    out_dir.rename(old)
-    try:
-        staging.rename(out_dir)
-    except BaseException:
-        old.rename(out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def card_statistics(out_dir: str | Path) -> str:
