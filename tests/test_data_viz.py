@@ -56,7 +56,7 @@ def test_overlays_refuse_image_ids_that_leave_the_output_folder(tmp_path, image_
 def test_draw_artifacts_marks_each_box_in_its_class_colour():
     image = Image.new("RGB", (200, 100), (0, 0, 0))
     out = draw_artifacts(image, [{"bbox": [20, 40, 120, 90], "label": 11, "caption": None}])
-    assert out.size == (200, 100)  # nothing to write below
+    assert out.size[0] == 200 and out.size[1] > 100  # the legend ("1. Localized blur") goes below
     assert out.getpixel((20, 70)) == CLASS_COLORS[11]
     assert image.getpixel((20, 70)) == (0, 0, 0)  # the input is not modified
 
