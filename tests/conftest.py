@@ -40,3 +40,16 @@ def tiny_sd_path(tmp_path_factory):
     from synartifact_hf.tiny_diffusion import build_tiny_sd_pipeline
 
     return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def release_annotations():
+    """``../shared/synartifact-annotations`` (1,072 of the release's 1,310 annotation JSONs, exact copies,
+    in the release's paths, plus the full split lists); the test is skipped where it is absent. Test data
+    only: the release states no license, so these files are never shipped."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "synartifact-annotations"
+    if not (folder / "train.txt").is_file():
+        pytest.skip(f"{folder} not present (the release's annotations are test data from ../shared)")
+    return folder

@@ -4,9 +4,7 @@ number is: checked on the geometry the drawing functions return and on the pixel
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from PIL import Image, ImageFont
 
 from synartifact_hf.box_labels import layout_box_labels, overlaps, touches
@@ -18,10 +16,6 @@ from synartifact_hf.viz import (
     draw_artifacts,
     draw_box_comparison,
 )
-
-ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "synartifact-annotations"
-if not ANNOTATIONS.is_dir():
-    ANNOTATIONS = Path("/work/shared/synartifact-annotations")
 
 
 def _check(layout, n_boxes: int, image_size: tuple[int, int], *, attached: bool = True) -> None:
@@ -86,12 +80,10 @@ def test_box_comparison_numbers_ground_truth_and_predictions():
     assert layout.labels[-1].box == (0, 300, 336, 336)  # a prediction past the edges is clipped to the image
 
 
-def test_every_real_annotation_lays_out_without_collisions():
-    if not ANNOTATIONS.is_dir():
-        pytest.skip(f"{ANNOTATIONS} not present")
+def test_every_real_annotation_lays_out_without_collisions(release_annotations):
     font = ImageFont.load_default(size=19)  # draw_artifacts' size on a 768-pixel image
     checked = 0
-    for path in sorted(ANNOTATIONS.glob("sub_data_*/annotation_json_artifacts_class/*.json")):
+    for path in sorted(release_annotations.glob("sub_data_*/annotation_json_artifacts_class/*.json")):
         boxes = [[*b["rect_start"], *b["rect_end"]] for b in json.loads(path.read_text())["Artifacts annotation"]]
         if len(boxes) < 2:
             continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 
 import datasets
 import pytest
@@ -21,10 +20,6 @@ from synartifact_hf.data import SAMPLE_DIR, build_dataset, card_statistics
 from synartifact_hf.data.label_rules import check_label_rule, label_ids_for
 from synartifact_hf.parsing import parse_answer
 from synartifact_hf.taxonomy import NAMES, NO_ARTIFACTS_ID, OTHER_ARTIFACTS_ID
-
-ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "synartifact-annotations"
-if not ANNOTATIONS.is_dir():  # a worktree sits next to main; both see the same shared/
-    ANNOTATIONS = Path("/work/shared/synartifact-annotations")
 
 
 def test_label_ids_under_each_rule():
@@ -86,21 +81,20 @@ def _placeholder(width: int, height: int, fmt: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def real_release(tmp_path_factory):
+def real_release(tmp_path_factory, release_annotations):
     """A copy of the release layout: the 1,072 real JSONs, split lists reduced to them (same order), and
     for each a placeholder image in the listed format, as small as the builder's checks allow: the
     builder validates that every box lies inside the image, so the image is just large enough to hold
     its boxes (8x8 when it has none)."""
-    if not (ANNOTATIONS / "train.txt").is_file():
-        pytest.skip(f"{ANNOTATIONS} not present (the release's annotations are test data, never shipped)")
+    annotations = release_annotations
     root = tmp_path_factory.mktemp("release") / "data"
     expected = {"train": [], "test": []}
     for split, list_name in (("train", "train.txt"), ("test", "eval.txt")):
         kept = []
-        for line in (ANNOTATIONS / list_name).read_text().split():
+        for line in (annotations / list_name).read_text().split():
             folder, _, name = line.split("/")
             stem, ext = name.rsplit(".", 1)
-            source = ANNOTATIONS / folder / "annotation_json_artifacts_class" / f"{stem}.json"
+            source = annotations / folder / "annotation_json_artifacts_class" / f"{stem}.json"
             if not source.is_file():
                 continue
             target = root / folder / "annotation_json_artifacts_class" / source.name
