@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cards import render_card, split_front_matter
+from ..paper import CITATION
 from ..taxonomy import CLASSES
-from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, SynArtifact1K
+from .builder import CONFIG_NAMES, HOMEPAGE, SynArtifact1K
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
 from .statistics import DatasetStatistics, compute_statistics
 
