@@ -87,7 +87,8 @@ def _versions(folder: Path, name: str) -> tuple[list[Path], list[Path]]:
             record = json.loads((version / f"{name}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             record = {}
-        (ours if isinstance(record, dict) and record.get(_MARKER, "").startswith(_OWNER) else others).append(version)
+        mine = isinstance(record, dict) and str(record.get(_MARKER, "")).startswith(_OWNER)
+        (ours if mine else others).append(version)
     return ours, others
 
 
