@@ -23,16 +23,27 @@ from synartifact_hf.metrics.evaluate_cache import module_cache_folder
 _LOAD_BY_NAME = textwrap.dedent(
     """
     import evaluate
-    try:
-        f1 = evaluate.load("artifact_f1")
-    except FileNotFoundError as error:
-        print("FileNotFoundError")
-        raise SystemExit(0)
+    f1 = evaluate.load("artifact_f1")
     print(type(f1).__module__)
     print(round(f1.compute(predictions=[[3], ["No artifacts"]], references=[[3, 4], [13]])["f1"], 4))
     iou = evaluate.load("artifact_iou")
     box = {"boxes": [[0, 0, 2, 2]], "labels": ["Localized blur"]}
     print(type(iou).__module__, iou.compute(predictions=[box], references=[box])["mean_iou"])
+    """
+)
+# One process for both (each fresh process pays evaluate's import): the bare name fails without the
+# set-up, then the set-up itself, through the command's entry point.
+_BEFORE_THEN_SET_UP = textwrap.dedent(
+    """
+    import sys
+    import evaluate
+    try:
+        evaluate.load("artifact_f1")
+        print("loaded")
+    except FileNotFoundError:
+        print("FileNotFoundError")
+    from synartifact_hf.cli import main
+    sys.exit(main(["install-metrics"]))
     """
 )
 
@@ -50,11 +61,9 @@ def _fresh_process(args, home: Path, tmp_path: Path, name: str) -> subprocess.Co
 
 def test_bare_names_load_offline_after_install_metrics(tmp_path):
     home = tmp_path / "hf-home"
-    before = _fresh_process(["-c", _LOAD_BY_NAME], home, tmp_path, "before")
-    assert before.stdout.split() == ["FileNotFoundError"]  # what a user gets without the set-up
-
-    installed = _fresh_process(["-m", "synartifact_hf.cli", "install-metrics"], home, tmp_path, "install")
-    assert installed.stdout.count(": installed (") == 2
+    installed = _fresh_process(["-c", _BEFORE_THEN_SET_UP], home, tmp_path, "set-up").stdout.splitlines()
+    assert installed[0] == "FileNotFoundError"  # what a user gets without the set-up
+    assert sum(": installed (" in line for line in installed[1:]) == 2
 
     after = _fresh_process(["-c", _LOAD_BY_NAME], home, tmp_path, "after").stdout.splitlines()
     assert after[0].startswith("evaluate_modules.metrics.evaluate-metric--artifact_f1.")
