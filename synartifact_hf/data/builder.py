@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import datasets
 from datasets.builder import Key
 
+from ..paper import CITATION
 from ..prompts import (
     assistant_message,
     classification_instruction,
@@ -59,12 +60,6 @@ __all__ = [
 
 CONFIG_NAMES = ("default", "classification", "detection")
 HOMEPAGE = "https://github.com/BBBiiinnn/SynArtifact"
-CITATION = """@article{cao2024synartifact,
-  title   = {SynArtifact: Classifying and Alleviating Artifacts in Synthetic Images via Vision-Language Model},
-  author  = {Cao, Bin and Yuan, Jianhao and Liu, Yexin and Li, Jian and Sun, Shuyang and Liu, Jing and Zhao, Bo},
-  journal = {arXiv preprint arXiv:2402.18068},
-  year    = {2024}
-}"""
 # Examples per Arrow record batch: images are ~0.1-3 MB each, so a small batch keeps memory flat.
 WRITER_BATCH_SIZE = 32
 # Records per generator shard (the unit handed to each process with num_proc).

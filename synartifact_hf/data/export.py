@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cards import render_card, split_front_matter
+from ..paper import CITATION
 from ..taxonomy import CLASSES
-from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, SynArtifact1K
+from .builder import CONFIG_NAMES, HOMEPAGE, SynArtifact1K
 from .label_rules import DEFAULT_LABEL_RULE, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
 from .staging import StaleFolder, make_staging, swap_into_place, sweep_stale_staging

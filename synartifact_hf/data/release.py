@@ -20,7 +20,7 @@ ever written to.
 (['test', 'train'], 18, [])
 >>> rec = release.records["train"][0]
 >>> rec.file_name, rec.generator, rec.labels
-('sub_data_0/images/000000008.png', 'Stable Diffusion 2.1-v', ['Distorted and deformed components', 'Omitted components', 'Other artifacts'])
+('sub_data_0/images/000000012.png', 'Stable Diffusion 2.1-v', ['Distorted and deformed components', 'Omitted components', 'Other artifacts'])
 """
 
 from __future__ import annotations
