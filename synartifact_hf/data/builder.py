@@ -23,8 +23,9 @@ Images stream: each example reads its image file when it is written, so memory s
 >>> builder.download_and_prepare()
 >>> ds = builder.as_dataset("test")
 >>> print(ds[0]["completion"][0]["content"][0]["text"])
-1. Distorted and deformed components.
-2. Other artifacts: The man misses a leg in the generated image.
+1. Awkward facial expression.
+2. Distorted and deformed components.
+3. Other artifacts: The man's shadow points the wrong way.
 """
 
 from __future__ import annotations
