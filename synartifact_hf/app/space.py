@@ -69,7 +69,6 @@ def space_files(model: str, detection_model: str | None = None, *, title: str = 
                 detection_max_new_tokens: int = 256) -> dict[str, str]:
     """``{file name: text}`` of the Space folder for Hub model ``model`` (a Hub id or a folder name)."""
     import platform
-
     from importlib.metadata import version
 
     import gradio

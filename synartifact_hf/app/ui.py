@@ -5,7 +5,7 @@ Safe defaults, kept here so the CLI and the Space export get the same ones: the 
 never opens a share link unless asked, serves no extra ``allowed_paths``, refuses uploads over
 :data:`~synartifact_hf.app.analysis.MAX_UPLOAD_BYTES`, and queues requests in a bounded queue (one
 model call at a time; a full queue refuses new requests instead of growing). Inputs are uploads only:
-a visitor's URL is refused before gradio would download it (:class:`UploadedImages`), a path outside
+a visitor's URL is refused before gradio would download it (:func:`upload_only`), a path outside
 gradio's upload folder is refused by gradio itself, and :mod:`.analysis` only ever sees bytes.
 """
 
@@ -23,7 +23,7 @@ import gradio as gr
 from ..taxonomy import CLASSES, NAMES, NO_ARTIFACTS_ID
 from .analysis import MAX_UPLOAD_BYTES, ArtifactAnalyzer, UploadError, sample_image_paths, write_results
 
-__all__ = ["QUEUE_SIZE", "UploadedImages", "build_app", "launch_app"]
+__all__ = ["QUEUE_SIZE", "build_app", "launch_app", "upload_only"]
 
 QUEUE_SIZE = 16  # requests waiting at most; more are refused ("queue is full")
 CONCURRENCY = 1  # model calls at a time (one pipeline object, one CPU/GPU)
@@ -38,24 +38,29 @@ calibrated probabilities** of the artifact being present.
 """
 
 
-class UploadedImages(gr.Gallery):
-    """An image gallery input that accepts uploads only: a URL sent in its payload is refused instead of
-    being downloaded by the server (gradio would fetch it), and gradio refuses paths outside its upload
-    folder."""
+def _refuse_url(value) -> None:
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else ""
+    if "://" in text or text.startswith("data:"):
+        raise gr.Error("Only uploaded images are accepted; this app never fetches a URL.")
 
-    def move_resource_to_block_cache(self, url_or_file_path):
-        self._refuse_url(url_or_file_path)
-        return super().move_resource_to_block_cache(url_or_file_path)
 
-    async def async_move_resource_to_block_cache(self, url_or_file_path):
-        self._refuse_url(url_or_file_path)
-        return await super().async_move_resource_to_block_cache(url_or_file_path)
+def upload_only(component):
+    """Make an input component refuse a URL in its payload instead of having the server download it
+    (gradio would fetch it); gradio itself refuses paths outside its upload folder. Patched on the
+    instance: a Component subclass would make gradio write a ``.pyi`` stub next to this module."""
+    move, async_move = component.move_resource_to_block_cache, component.async_move_resource_to_block_cache
 
-    @staticmethod
-    def _refuse_url(value) -> None:
-        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else ""
-        if "://" in text or text.startswith("data:"):
-            raise gr.Error("Only uploaded images are accepted; this app never fetches a URL.")
+    def move_resource_to_block_cache(url_or_file_path):
+        _refuse_url(url_or_file_path)
+        return move(url_or_file_path)
+
+    async def async_move_resource_to_block_cache(url_or_file_path):
+        _refuse_url(url_or_file_path)
+        return await async_move(url_or_file_path)
+
+    component.move_resource_to_block_cache = move_resource_to_block_cache
+    component.async_move_resource_to_block_cache = async_move_resource_to_block_cache
+    return component
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -132,6 +137,7 @@ def _reward_rows(reward: dict) -> list[list]:
     return rows
 
 
+PROGRESS = gr.Progress()  # gradio injects a live tracker for a handler argument defaulting to one
 EMPTY_DETAILS = ("", "", None, "", [], "")
 
 
@@ -175,7 +181,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
             while len(downloads) > KEEP_DOWNLOADS:
                 shutil.rmtree(downloads.popleft(), ignore_errors=True)
 
-    def analyze(value, progress=gr.Progress()):
+    def analyze(value, progress=PROGRESS):
         def report_progress(i, n, name):
             progress((i, n), desc=f"image {min(i + 1, n)} of {n}: {name}" if i < n else "done")
 
@@ -212,9 +218,9 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=2):
-                images = UploadedImages(label="Images", file_types=["image"], sources=["upload", "clipboard"],
-                                        type="filepath", columns=3, height=300, interactive=True,
-                                        elem_id="images")
+                images = upload_only(gr.Gallery(label="Images", file_types=["image"], sources=["upload", "clipboard"],
+                                                  type="filepath", columns=3, height=300, interactive=True,
+                                                  elem_id="images"))
                 with gr.Row():
                     run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                     gr.ClearButton([images], value="Clear", elem_id="clear")
