@@ -42,6 +42,7 @@ __all__ = [
     "UploadError",
     "decode_upload",
     "detection_overlay",
+    "read_detection",
     "results_table",
     "sample_references",
     "verdict",
@@ -138,6 +139,19 @@ def detection_overlay(image, boxes: Sequence[dict], reference_boxes: Sequence[di
     return draw_box_comparison(image, boxes, reference_boxes)
 
 
+def read_detection(answer: str, width: int, height: int) -> dict:
+    """A detection answer read for a ``width`` x ``height`` image: boxes in pixels (the answer's are
+    fractions of the padded square), judgement, labels, parse issues."""
+    from ..parsing import parse_answer
+    from ..prompts import padded_to_pixel
+
+    parsed = parse_answer(answer)
+    boxes = [{"label": b["label"], "bbox": [round(v, 1) for v in padded_to_pixel(b["bbox"], width, height)]}
+             for b in parsed.boxes]
+    return {"generated_text": answer, "boxes": boxes, "judgement": parsed.judgement, "labels": parsed.labels,
+            "parse_issues": list(parsed.issues)}
+
+
 class ArtifactAnalyzer:
     """Runs the classifier, the reward and the detector on decoded images (the web app's engine).
 
@@ -195,16 +209,10 @@ class ArtifactAnalyzer:
 
     def detect(self, image) -> dict:
         """The detector's answer for one decoded image, its boxes converted to pixels of ``image``."""
-        from ..parsing import parse_answer
-        from ..prompts import detection_instruction, padded_to_pixel
+        from ..prompts import detection_instruction
 
         out = self.detector(image, instruction=detection_instruction(), max_new_tokens=self.detection_max_new_tokens)
-        parsed = parse_answer(out["generated_text"])
-        width, height = image.size
-        boxes = [{"label": b["label"], "bbox": [round(v, 1) for v in padded_to_pixel(b["bbox"], width, height)]}
-                 for b in parsed.boxes]
-        return {"generated_text": out["generated_text"], "boxes": boxes, "judgement": parsed.judgement,
-                "labels": parsed.labels, "parse_issues": list(parsed.issues)}
+        return read_detection(out["generated_text"], *image.size)
 
     def analyze(self, uploads: Sequence[tuple[str, bytes]],
                 progress: Callable[[int, int, str], None] | None = None) -> list[ImageReport]:

@@ -97,7 +97,7 @@ def _score_figure(scores: dict):
     ax.set_yticks(range(len(names)), labels=names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max(1e-6, max(scores.values())) * 1.1)
-    ax.set_xlabel("relative likelihood of answering the option (sums to 1; not calibrated)")
+    ax.set_xlabel("relative likelihood of answering each option (sums to 1)")
     ax.set_title("Option scores", fontsize=10)
     fig.tight_layout()
     return fig
@@ -240,7 +240,8 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
                                                 label="Terms", interactive=False, elem_id="reward-terms")
                 with gr.Tab("Detection"):
                     detections = gr.Gallery(label="Predicted boxes (yellow) and sample reference boxes (green)",
-                                            columns=2, height=420, elem_id="detections", interactive=False)
+                                            columns=2, height=420, elem_id="detections", interactive=False,
+                                            format="png")
                     detection_answer = gr.Textbox(label="Raw detection answer", lines=4, elem_id="detection-answer")
                 with gr.Tab("All images"):
                     table = gr.Dataframe(headers=["image", "verdict", "labels", "other artifacts", "reward",
