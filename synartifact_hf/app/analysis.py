@@ -73,7 +73,8 @@ def decode_upload(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS):
         # bytes are always given, so load_image never opens a path or a URL here
         return load_image({"bytes": bytes(data), "path": None}, max_pixels=max_pixels)
     except ImageTooLargeError as err:
-        raise UploadError(f"{name} is too large: {str(err).replace('Image image bytes ', '')}") from err
+        reason = str(err).removeprefix("Image image bytes ").removeprefix("is ")  # the name leads instead
+        raise UploadError(f"{name} is too large: {reason}") from err
     except ValueError as err:
         reason = str(err).split(": ", 1)[-1]
         raise UploadError(f"{name} is not an image this app can read ({reason})") from err
