@@ -115,8 +115,8 @@ def test_non_image_gives_a_message_and_the_next_image_works(page, tmp_path):
     assert "Analysed 1 of 1 image(s)" in _analyze(page, "Analysed 1 of 1")
 
 
-def test_detection_view_draws_the_boxes(page, app, tmp_path):
-    """With random weights the detector's answer rarely holds a parsable box, so what this checks for
+def test_sample_click_and_detection_view_draws_the_boxes(page, app, tmp_path):
+    """A click on the first bundled sample, then the detection view. With random weights the detector's answer rarely holds a parsable box, so what this checks for
     sure is the reference boxes of the sample (green): the returned image differs from the input on the
     box outline and nowhere far from any box. Predicted boxes are drawn by the same code
     (test_app_analysis.py draws a parsed detection answer)."""
@@ -125,7 +125,10 @@ def test_detection_view_draws_the_boxes(page, app, tmp_path):
     from PIL import Image
     from selenium.webdriver.common.by import By
 
-    _upload(page, SAMPLE)
+    page.find_element(By.ID, "clear").click()
+    _wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, "#images img"))
+    page.find_element(By.CSS_SELECTOR, "#samples .gallery-item").click()  # the first bundled sample: SAMPLE
+    _wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#images img"))
     _analyze(page, "Analysed 1 of 1")
     _tab(page, "Detection")
     img = _wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#detections img"))[0]

@@ -226,7 +226,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
                     gr.ClearButton([images], value="Clear", elem_id="clear")
                 gr.Examples([[[str(p)]] for p in sample_image_paths()], inputs=[images],
                             label="Samples (SynArtifact-1K annotations on placeholder images; reference boxes "
-                                  "are drawn in green)", examples_per_page=6)
+                                  "are drawn in green)", examples_per_page=6, elem_id="samples")
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="status")
                 with gr.Tab("Classification"):
