@@ -133,7 +133,6 @@ def test_sample_click_and_detection_view_draws_the_boxes(page, app, tmp_path):
     _tab(page, "Detection")
     img = _wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#detections img"))[0]
     page.save_screenshot(str(tmp_path / "detection.png"))
-    assert "Artifact judgement" in _text(page, "detection-answer") or _text(page, "detection-answer")
     overlay = Image.open(io.BytesIO(httpx.get(img.get_attribute("src"), timeout=30).content)).convert("RGB")
     source = Image.open(SAMPLE).convert("RGB")
     assert overlay.width == source.width and overlay.height > source.height  # legend band below
