@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # torch first, pinned: a CPU build of 2.13.0 lies on disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint venv venv-trl023 clean
+.PHONY: demo test lint venv venv-trl023 browser clean
 
 # A second virtualenv with TRL 0.23 (the last TRL with DDPOTrainer) for the TRL-compatibility test
 # (tests/test_ddpo_trl023.py); rebuilt only when pyproject.toml or setup.py changes.
@@ -47,8 +47,14 @@ demo: $(STAMP) $(METRICS_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synartifact_hf tests examples benchmarks
 
-test: $(STAMP) $(METRICS_STAMP) $(TRL_STAMP) lint
-	SYNARTIFACT_REQUIRE_TRL023=1 HF_HUB_OFFLINE=1 $(PY) -m pytest
+# The browser tests (tests/test_app_browser.py, tests/test_metric_spaces_browser.py) drive Debian's headless
+# Chromium; CI (CI=true, root) installs it here, elsewhere they skip with a line saying what to install.
+browser:
+	@if [ "$$CI" = "true" ] && [ "$$(id -u)" = "0" ] && ! command -v chromedriver >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi
+
+test: $(STAMP) $(METRICS_STAMP) $(TRL_STAMP) lint browser
+	SYNARTIFACT_REQUIRE_TRL023=1 $(if $(filter true,$(CI)),SYNARTIFACT_REQUIRE_BROWSER=1,) HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) $(TRL_VENV) .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("synartifact_hf.classify", "classify images, folders or a built dataset with a VLM to JSON lines"),
     "install-metrics": ("synartifact_hf.metrics.cli_install_metrics",
                         'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
+    "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),
 }
 
 
