@@ -77,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         counts = count_rows(labelled, args.column_prefix)
         kept = keep_rows(labelled, args.keep, args.column_prefix)
+        if len(kept) == 0:
+            raise SystemExit(f"--keep {args.keep} kept none of the {counts['total']} image(s) ({counts['clean']} clean, "
+                             f"{counts['flagged']} flagged, {counts['unparsed']} unparsed, {counts['errors']} "
+                             f"unreadable); nothing written to {args.output_dir}")
         write_curated_folder(
             kept, args.output_dir, classifier_name=args.model, instruction=instruction, counts=counts,
             keep=args.keep, source=source, split=args.split, column_prefix=args.column_prefix,

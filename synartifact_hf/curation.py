@@ -334,9 +334,6 @@ def _write_parquet_shards(dataset, folder: Path, split: str, max_shard_size: int
             table = embed_table_storage(table.cast(schema))
             writer.write_table(table)
             size += table.nbytes
-        if writer is None:  # nothing kept: an empty shard still documents the schema
-            written.append(folder / ".shard-0.parquet")
-            pq.write_table(schema.empty_table(), str(written[-1]))
     finally:
         if writer is not None:
             writer.close()
@@ -374,6 +371,8 @@ def write_curated_folder(
     from .taxonomy import NAMES
 
     out_dir = Path(out_dir)
+    if len(dataset) == 0:  # datasets cannot load a split without rows
+        raise ValueError(f"no row to write to {out_dir} (--keep {keep} kept none of {counts['total']})")
     _check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
