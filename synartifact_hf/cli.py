@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install-metrics": ("synartifact_hf.metrics.cli_install_metrics",
                         'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
     "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),
+    "curate": ("synartifact_hf.cli_curate", "label a folder or dataset and keep the clean (or flagged) images as a dataset folder"),
 }
 
 
