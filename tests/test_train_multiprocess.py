@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BIN = Path(sys.executable).parent
-# 2 CPU processes x per-device batch 1 vs 1 process x batch 2, 3 AdamW steps at lr 1e-2: the trained
+# 2 CPU processes x per-device batch 1 vs 1 process x batch 2, 3 AdamW steps at lr 1e-2 (linear decay over the
+# 3 steps, so the resumed run must restore the scheduler and optimizer state to match): the trained
 # projector moves by ~1e-2 and the two runs agree to ~2e-7 (float32 reduction order), so 1e-5 separates
 # "same weights" from any change in data order, loss scaling or gradient averaging.
 TOLERANCE = 1e-5
@@ -79,41 +81,61 @@ def _weights(folder):
     return load_file(str(Path(folder) / "model.safetensors"))
 
 
+def _max_diff(a, b):
+    assert set(a) == set(b)
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
 def test_classifier_two_processes_match_one_with_double_batch(tiny_llava_path, sample_dataset, tmp_path):
+    """Same weights as one process with the doubled batch, after 3 steps and after a resume from
+    checkpoint-2. Resumed is compared with resumed: in transformers 5 a resumed run re-draws the sample
+    order after restoring the RNG state, so its step 3 sees other rows than the uninterrupted run's, in
+    one process as in two."""
     script = EXAMPLES / "train_classifier.py"
-    ddp = tmp_path / "ddp"
-    # 2 processes x batch 1: two steps with a checkpoint after each ...
-    rc, out = _accelerate(script, *_train_args(tiny_llava_path, sample_dataset, ddp, "--per_device_train_batch_size", "1",
-                                               "--max_steps", "2", "--save_steps", "1", "--evaluate_after_training", "false"))
-    assert rc == 0, out[-4000:]
-    for step in (1, 2):  # one RNG state per process: both ranks really ran
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    common = ("--max_steps", "3", "--save_steps", "1")
+
+    def two_processes(*extra):
+        rc, out = _accelerate(script, *_train_args(tiny_llava_path, sample_dataset, ddp,
+                                                   "--per_device_train_batch_size", "1", *common, *extra))
+        assert rc == 0, out[-4000:]
+        return out
+
+    def one_process(*extra):
+        rc, out = _run([sys.executable, script, *_train_args(tiny_llava_path, sample_dataset, single,
+                                                             "--per_device_train_batch_size", "2", *common,
+                                                             "--evaluate_after_training", "false", *extra)],
+                       timeout=300)
+        assert rc == 0, out[-4000:]
+
+    two_processes("--evaluate_after_training", "false")
+    for step in (1, 2, 3):  # one RNG state per process: both ranks really ran
         names = {p.name for p in (ddp / f"checkpoint-{step}").iterdir()}
         assert {"rng_state_0.pth", "rng_state_1.pth", "optimizer.pt", "trainer_state.json"} <= names, names
-    # ... then resumed from checkpoint-2 for a third step, with the final evaluation
-    rc, out = _accelerate(script, *_train_args(tiny_llava_path, sample_dataset, ddp, "--per_device_train_batch_size", "1",
-                                               "--max_steps", "3", "--save_steps", "1",
-                                               "--resume_from_checkpoint", ddp / "checkpoint-2", "--max_eval_samples", "3",
-                                               "--eval_batch_size", "3", "--eval_max_new_tokens", "4"))
-    assert rc == 0, out[-4000:]
+    one_process()
+    start, a, b = _weights(tiny_llava_path), _weights(ddp), _weights(single)
+    moved = _max_diff(b, start)
+    assert moved > 100 * TOLERANCE, moved  # training did change the weights
+    diff = _max_diff(a, b)
+    assert diff <= TOLERANCE, f"2 processes x batch 1 vs 1 x batch 2: max |diff| {diff:.3g} (moved {moved:.3g})"
+
+    # As after a crash during step 3: resume both from checkpoint-2, the two processes with the final evaluation.
+    for run in (ddp, single):
+        shutil.rmtree(run / "checkpoint-3")
+        (run / "model.safetensors").unlink()
+    out = two_processes("--log_level", "info", "--resume_from_checkpoint", ddp / "checkpoint-2",
+                        "--max_eval_samples", "3", "--eval_batch_size", "3", "--eval_max_new_tokens", "4")
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 2" in out
+    assert "Resuming training from checkpoint with epoch 0 and global step 2" in out
+    one_process("--resume_from_checkpoint", single / "checkpoint-2")
     state = json.loads((ddp / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3]
+    diff = _max_diff(_weights(ddp), _weights(single))
+    assert diff <= TOLERANCE, f"resumed: 2 processes x batch 1 vs 1 x batch 2: max |diff| {diff:.3g}"
+
     assert json.loads((ddp / "eval" / "report.json").read_text())["num_examples"] == 3
     card = (ddp / "README.md").read_text()
     assert "| effective batch size | `2` |" in card and "| **All** |" in card
-
-    # 1 process x batch 2, three steps in one go
-    single = tmp_path / "single"
-    rc, out = _run([sys.executable, script, *_train_args(tiny_llava_path, sample_dataset, single,
-                                                         "--per_device_train_batch_size", "2", "--max_steps", "3",
-                                                         "--save_strategy", "no", "--evaluate_after_training", "false")],
-                   timeout=300)
-    assert rc == 0, out[-4000:]
-    start, a, b = _weights(tiny_llava_path), _weights(ddp), _weights(single)
-    assert set(a) == set(b)
-    moved = max((b[k].float() - start[k].float()).abs().max().item() for k in b)
-    diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert moved > 100 * TOLERANCE, moved  # training did change the weights
-    assert diff <= TOLERANCE, f"2 processes x batch 1 vs 1 x batch 2: max |diff| {diff:.3g} (moved {moved:.3g})"
 
 
 def test_fsdp_config_on_cpu_is_refused(tiny_llava_path, sample_dataset, tmp_path):
