@@ -66,7 +66,7 @@ def _timed(fn, device: str, repeats: int = 1) -> float:
     return best
 
 
-def _images(n: int) -> list[Image.Image]:
+def sample_images(n: int) -> list[Image.Image]:
     rng = np.random.RandomState(0)
     return [Image.fromarray(rng.randint(0, 255, (300 + 7 * i, 400, 3), dtype=np.uint8)) for i in range(n)]
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GPU: {torch.cuda.get_device_name()}")
 
     gen = generation_kwargs(args.new_tokens)
-    images = _images(args.images)
+    images = sample_images(args.images)
     prompt = render_prompt(processor)
     prompt_tokens = processor(images=[[images[0]]], text=[prompt], return_tensors="pt")["input_ids"].shape[1]
     vision = model.config.vision_config

@@ -79,7 +79,7 @@ def _sync(device: str) -> None:
 
 def pipeline_check(setup: Setup) -> list[Row]:
     classifier, model, processor, seconds = setup.classifier()
-    images = bench_pipeline._images(setup.num_images)
+    images = bench_pipeline.sample_images(setup.num_images)
     gen = bench_pipeline.generation_kwargs(setup.new_tokens)
     classifier(images[:2], batch_size=2, return_scores=True, **gen)  # warm-up (kernels, allocator)
     rows: list[Row] = [("build (random weights on device)", seconds, "s"),
@@ -156,7 +156,7 @@ def reward_check(setup: Setup) -> list[Row]:
     from synartifact_hf.reward import ArtifactReward
 
     classifier, *_ = setup.classifier()
-    images = bench_pipeline._images(setup.num_images)
+    images = bench_pipeline.sample_images(setup.num_images)
     # forced answer length: random weights never stop early, real classifiers answer in ~10-40 tokens
     reward = ArtifactReward(classifier, batch_size=setup.num_images, device=setup.device,
                             classifier_kwargs=bench_pipeline.generation_kwargs(setup.reward_tokens))

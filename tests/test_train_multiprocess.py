@@ -191,10 +191,3 @@ def test_ddpo_reward_per_process(tiny_sd_path, tiny_llava_path, tmp_path):
     assert ranks[0]["history"] == ranks[1]["history"]  # statistics over both processes' rewards
     assert (tmp_path / "out" / "pytorch_lora_weights.safetensors").is_file()
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
