@@ -242,7 +242,6 @@ def main(script_args, training_args, model_args):
         write_model_card,
     )
 
-    check_launch(training_args.distributed_state)  # before any weights load: fail fast, not after the run
     # Push once, at the end, with our model card (the Trainer would push every save with its own card).
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
 
@@ -256,6 +255,7 @@ def main(script_args, training_args, model_args):
 
     train_dataset = load_training_data(script_args)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
+    check_launch(trainer.accelerator.state)  # the state that knows FSDP / DeepSpeed; fail before training
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
     if not trainer.is_world_process_zero():

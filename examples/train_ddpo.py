@@ -198,17 +198,13 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
 
 
 def process_state(config: DDPOConfig):
-    """This process's accelerate state, the one the trainer's Accelerator will join (checked with
-    ``check_launch``). ``PartialState()`` alone ignores ACCELERATE_USE_CPU (only AcceleratorState reads
-    it): on CPU every process would be a separate single-process run."""
+    """This process's accelerate state, the one the trainer's Accelerator will join. ``PartialState()``
+    alone ignores ACCELERATE_USE_CPU (only AcceleratorState reads it): on CPU every process would be a
+    separate single-process run."""
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
-    from synartifact_hf.training import check_launch
-
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or bool(config.accelerator_kwargs.get("cpu")))
-    check_launch(state)
-    return state
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or bool(config.accelerator_kwargs.get("cpu")))
 
 
 def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_samples_hook=None) -> dict:
@@ -218,6 +214,7 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
 
     from synartifact_hf.cards import render_card
     from synartifact_hf.ddpo import DDPOTrainer, ImageNetAnimalPrompts
+    from synartifact_hf.training import check_launch
     from synartifact_hf.viz import plot_reward_curve, save_before_after_grid
 
     state = process_state(config)
@@ -234,6 +231,7 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
             pipe.to(dtype=torch.float16 if config.mixed_precision == "fp16" else torch.bfloat16)
         before = sample_grid_images(pipe, args, config)
     trainer = DDPOTrainer(config, reward, prompts, pipe, image_samples_hook=image_samples_hook)
+    check_launch(trainer.accelerator.state)
     history = trainer.train()
     out = trainer.save_pretrained(args.output_dir)  # collective: before end_training ends the process group
     trainer.accelerator.end_training()  # flush and close the trackers

@@ -62,6 +62,16 @@ def _accelerate(*args, timeout=300, config=None):
                  "--dynamo_backend", "no", "--main_process_port", _free_port(), *args], timeout)
 
 
+def _load_script(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
 def _train_args(model, dataset, out, *extra):
     return ["--model_name_or_path", model, "--dataset_name", dataset, "--output_dir", out, "--learning_rate", "1e-2",
             "--bf16", "false", "--report_to", "none", "--max_length", "null", "--logging_steps", "1", "--seed", "0",
@@ -101,12 +111,11 @@ def test_classifier_two_processes_match_one_with_double_batch(tiny_llava_path, s
         assert rc == 0, out[-4000:]
         return out
 
-    def one_process(*extra):
-        rc, out = _run([sys.executable, script, *_train_args(tiny_llava_path, sample_dataset, single,
-                                                             "--per_device_train_batch_size", "2", *common,
-                                                             "--evaluate_after_training", "false", *extra)],
-                       timeout=300)
-        assert rc == 0, out[-4000:]
+    def one_process(*extra):  # in this process: no launcher, no second interpreter start-up
+        module = _load_script(script)
+        argv = _train_args(tiny_llava_path, sample_dataset, single, "--per_device_train_batch_size", "2", *common,
+                           "--evaluate_after_training", "false", *extra)
+        module.main(*module.make_parser().parse_args_and_config(args=[str(a) for a in argv]))
 
     two_processes("--evaluate_after_training", "false")
     for step in (1, 2, 3):  # one RNG state per process: both ranks really ran

@@ -29,8 +29,10 @@ def check_launch(state, environ: Mapping[str, str] | None = None) -> None:
     """Raise ``RuntimeError`` when the processes the launcher started do not form the run it asked for.
 
     Args:
-        state: this process's accelerate state (``PartialState()``, ``Accelerator().state`` or
-            ``TrainingArguments.distributed_state``): ``num_processes`` and ``distributed_type``.
+        state: the ``AcceleratorState`` the run trains with (``trainer.accelerator.state``):
+            ``num_processes`` and ``distributed_type``. Not a bare ``PartialState``: only
+            AcceleratorState turns MULTI_GPU into FSDP, so a PartialState of a valid FSDP run on GPUs
+            reads MULTI_GPU.
         environ: the launcher's environment (default ``os.environ``): ``WORLD_SIZE`` (set by
             ``torchrun`` / ``accelerate launch``), ``ACCELERATE_USE_FSDP``, ``ACCELERATE_USE_DEEPSPEED``.
     """
