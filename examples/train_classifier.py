@@ -30,6 +30,9 @@ accelerate launch --config_file examples/accelerate/zero3.yaml examples/train_cl
 accelerate launch --config_file examples/accelerate/fsdp.yaml examples/train_classifier.py \
     --config examples/recipes/stage1_llm_updated.yaml --per_device_train_batch_size 2 --gradient_accumulation_steps 1
 
+# Two processes without GPUs (DDP over gloo; what tests/test_train_multiprocess.py runs)
+accelerate launch --multi_gpu --num_processes 2 examples/train_classifier.py --config ... --use_cpu true
+
 # Any AutoModelForImageTextToText checkpoint (Qwen2-VL, SmolVLM/Idefics3, LLaVA-NeXT, PaliGemma, ...)
 python examples/train_classifier.py --model_name_or_path HuggingFaceTB/SmolVLM-Instruct --llm_mode lora \
     --dataset_name synartifact-1k --output_dir smolvlm-synartifact
@@ -232,6 +235,7 @@ def main(script_args, training_args, model_args):
 
     from synartifact_hf.pipeline import add_pipeline_code
     from synartifact_hf.training import (
+        check_launch,
         lora_config_for,
         merge_lora_checkpoint,
         prepare_model_for_training,
@@ -251,6 +255,7 @@ def main(script_args, training_args, model_args):
 
     train_dataset = load_training_data(script_args)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
+    check_launch(trainer.accelerator.state)  # the state that knows FSDP / DeepSpeed; fail before training
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
     if not trainer.is_world_process_zero():
