@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 __all__ = [
@@ -366,7 +365,8 @@ def write_curated_folder(
     import datasets
 
     from .cards import render_card
-    from .data.export import _configs_yaml, _size_category, _swap_into_place, _yaml_block
+    from .data.export import _configs_yaml, _size_category, _yaml_block
+    from .data.staging import make_staging, swap_into_place, sweep_stale_staging
     from .prompts import classification_instruction
     from .taxonomy import NAMES
 
@@ -375,8 +375,9 @@ def write_curated_folder(
         raise ValueError(f"no row to write to {out_dir} (--keep {keep} kept none of {counts['total']})")
     _check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    (staging / "default").mkdir(parents=True)
+    sweep_stale_staging(out_dir)  # what a killed curate of ours left behind (logged)
+    staging = make_staging(out_dir)
+    (staging / "default").mkdir()
     try:
         names = _write_parquet_shards(dataset, staging / "default", split, max_shard_size)
         files = [f"default/{name}" for name in names]
@@ -404,7 +405,7 @@ def write_curated_folder(
             split=split,
         )
         (staging / "README.md").write_text(card, encoding="utf-8")
-        _swap_into_place(staging, out_dir)
+        swap_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
