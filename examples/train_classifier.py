@@ -30,6 +30,9 @@ accelerate launch --config_file examples/accelerate/zero3.yaml examples/train_cl
 accelerate launch --config_file examples/accelerate/fsdp.yaml examples/train_classifier.py \
     --config examples/recipes/stage1_llm_updated.yaml --per_device_train_batch_size 2 --gradient_accumulation_steps 1
 
+# Two processes without GPUs (DDP over gloo; what tests/test_train_multiprocess.py runs)
+accelerate launch --multi_gpu --num_processes 2 examples/train_classifier.py --config ... --use_cpu true
+
 # Any AutoModelForImageTextToText checkpoint (Qwen2-VL, SmolVLM/Idefics3, LLaVA-NeXT, PaliGemma, ...)
 python examples/train_classifier.py --model_name_or_path HuggingFaceTB/SmolVLM-Instruct --llm_mode lora \
     --dataset_name synartifact-1k --output_dir smolvlm-synartifact
@@ -232,6 +235,7 @@ def main(script_args, training_args, model_args):
 
     from synartifact_hf.pipeline import add_pipeline_code
     from synartifact_hf.training import (
+        check_launch,
         lora_config_for,
         merge_lora_checkpoint,
         prepare_model_for_training,
@@ -251,26 +255,31 @@ def main(script_args, training_args, model_args):
 
     train_dataset = load_training_data(script_args)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
+    check_launch(trainer.accelerator.state)  # the state that knows FSDP / DeepSpeed; fail before training
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
-    if not trainer.is_world_process_zero():
-        return
-    processor.save_pretrained(training_args.output_dir)
-    if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
-        merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
-    if script_args.share_pipeline_code:
-        add_pipeline_code(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(training_args.output_dir)
+        if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
+            merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
+        if script_args.share_pipeline_code:
+            add_pipeline_code(training_args.output_dir)
+    trainer.accelerator.wait_for_everyone()  # the checkpoint folder is complete before anyone evaluates it
 
     report = None
     if script_args.evaluate_after_training:
         from synartifact_hf.evaluation import evaluate_checkpoint
 
+        # Every process classifies its share of the split (synartifact_hf.scaleout); the main one writes.
         report = evaluate_checkpoint(
             training_args.output_dir, script_args.dataset_name, config=script_args.dataset_config,
             split=script_args.dataset_test_split, output_dir=os.path.join(training_args.output_dir, "eval"),
             batch_size=script_args.eval_batch_size, max_new_tokens=script_args.eval_max_new_tokens,
             max_samples=script_args.max_eval_samples, paper_row=script_args.paper_row,
         )
+    if not trainer.is_world_process_zero():
+        return
+    if report is not None:
         print(report.to_markdown())
     write_model_card(training_args.output_dir, **card_values(script_args, training_args, model_args, summary, report,
                                                              len(train_dataset)))

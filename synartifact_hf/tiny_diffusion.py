@@ -23,9 +23,9 @@ never image quality.
 linear-projection attention, as ``stabilityai/stable-diffusion-2-1``). ``build_tiny_sdxl_pipeline``
 builds the Stable Diffusion XL base layout (two CLIP text encoders, the second with projection, a
 ``text_time`` UNet, a ``force_upcast`` VAE, SDXL's ``EulerDiscreteScheduler`` config) and loads with
-``StableDiffusionXLPipeline.from_pretrained``; ``make_sdxl_pipeline("sdxl-base")`` builds the same
-classes with the real SDXL base shape (1024 px, every channel and layer count; random weights, about
-3.5B parameters) in memory, for GPU memory and speed checks.
+``StableDiffusionXLPipeline.from_pretrained``; ``sdxl_pipeline("sdxl-base")`` builds the same classes
+with the real SDXL base shape (1024 px, every channel and layer count; random weights, about 3.5B
+parameters) in memory, for GPU memory and speed checks.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["SDXL_SHAPES", "TINY_IMAGE_SIZE", "build_tiny_sd_pipeline", "build_tiny_sdxl_pipeline", "make_sdxl_pipeline"]
+__all__ = [
+    "SDXL_SHAPES", "SD_SHAPES", "TINY_IMAGE_SIZE", "build_tiny_sd_pipeline", "build_tiny_sdxl_pipeline", "sd_pipeline",
+    "sdxl_pipeline",
+]
 
 TINY_IMAGE_SIZE = 32
 _MAX_LENGTH = 32  # token positions; CLIP's 77 would only make the tiny text encoder slower
@@ -52,7 +55,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
-def _write_clip_tokenizer(folder: Path, pad_token: str = "<|endoftext|>", max_length: int = _MAX_LENGTH):
+def _write_clip_tokenizer(folder: Path, max_length: int = _MAX_LENGTH, pad_token: str = "<|endoftext|>"):
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,81 +84,98 @@ def _write_clip_tokenizer(folder: Path, pad_token: str = "<|endoftext|>", max_le
     return tokenizer
 
 
+# Component sizes per shape. "tiny" is the test pipeline; "sd15" is Stable Diffusion v1.5's architecture
+# (its unet/vae/text_encoder config.json values: 860M UNet, 512 px images, 64x64x4 latents, CLIP ViT-L/14
+# text encoder) for benchmarks with random weights (benchmarks/gpu_check.py).
+SD_SHAPES = {
+    "tiny": dict(
+        image_size=TINY_IMAGE_SIZE, max_length=_MAX_LENGTH,
+        unet=dict(block_out_channels=(16, 32), layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, attention_head_dim=8,
+                  norm_num_groups=8),
+        vae=dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=8),
+        text=dict(vocab_size=None, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2),
+    ),
+    "sd15": dict(
+        image_size=512, max_length=77,
+        unet=dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                  up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=768,
+                  attention_head_dim=8, norm_num_groups=32),
+        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32),
+        text=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                  num_hidden_layers=12, hidden_act="quick_gelu", projection_dim=768),
+    ),
+}
+
+
 def build_tiny_sd_pipeline(out_dir: str | Path, seed: int = 0, v_prediction: bool = False) -> Path:
     """Build and save a tiny random-weight Stable Diffusion pipeline in ``out_dir``; return the folder.
 
     ``seed`` fixes every weight. Images are ``TINY_IMAGE_SIZE`` (32) pixels square. ``v_prediction``:
     SD 2.x-v traits (the scheduler's ``prediction_type="v_prediction"``, linear attention projections).
     """
+    sd_pipeline(seed=seed, v_prediction=v_prediction).save_pretrained(Path(out_dir), safe_serialization=True)
+    return Path(out_dir)
+
+
+def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None, v_prediction: bool = False):
+    """A ``StableDiffusionPipeline`` with random weights, in memory, of shape ``SD_SHAPES[shape]`` ("tiny" or
+    "sd15"); weights are created directly on ``device`` (float32) and fixed by ``seed``. ``v_prediction``:
+    SD 2.x-v traits (v-prediction scheduler, linear attention projections)."""
     import tempfile
 
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    out_dir = Path(out_dir)
+    if shape not in SD_SHAPES:
+        raise ValueError(f"Unknown shape {shape!r}; choose one of {sorted(SD_SHAPES)}")
+    spec = SD_SHAPES[shape]
+    size = spec["image_size"]
+    blocks = len(spec["vae"]["block_out_channels"])
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _write_clip_tokenizer(Path(tmp) / "tokenizer")
-        torch.manual_seed(seed)
+        tokenizer = _write_clip_tokenizer(Path(tmp) / "tokenizer", spec["max_length"])
+    torch.manual_seed(seed)
+    with torch.device(device or "cpu"):
         unet = UNet2DConditionModel(
-            sample_size=TINY_IMAGE_SIZE // 2,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=32,
-            attention_head_dim=8,
-            norm_num_groups=8,
-            use_linear_projection=v_prediction,
+            sample_size=size // 2 ** (blocks - 1), in_channels=4, out_channels=4, use_linear_projection=v_prediction,
+            **spec["unet"],
         )
         vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(8, 16),
-            latent_channels=4,
-            layers_per_block=1,
-            norm_num_groups=8,
-            sample_size=TINY_IMAGE_SIZE,
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * blocks,
+            up_block_types=("UpDecoderBlock2D",) * blocks, latent_channels=4, sample_size=size, **spec["vae"],
         )
+        text = dict(spec["text"], vocab_size=spec["text"]["vocab_size"] or len(tokenizer))
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=64,
-                num_attention_heads=4,
-                num_hidden_layers=2,
-                max_position_embeddings=_MAX_LENGTH,
+                **text,
+                max_position_embeddings=spec["max_length"],
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-        # SD v1.5's scheduler settings (its scheduler_config.json), as DDIM
-        scheduler = DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-            prediction_type="v_prediction" if v_prediction else "epsilon",
-        )
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(out_dir, safe_serialization=True)
-    return out_dir
+    # SD v1.5's scheduler settings (its scheduler_config.json), as DDIM
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="v_prediction" if v_prediction else "epsilon",
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 # Shapes of the SDXL builder. "sdxl-base" is stabilityai/stable-diffusion-xl-base-1.0's configs (UNet,
@@ -178,7 +198,7 @@ SDXL_SHAPES = {
 }
 
 
-def make_sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenizer_dir: str | Path | None = None):
+def sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenizer_dir: str | Path | None = None):
     """A random-weight ``StableDiffusionXLPipeline`` of ``SDXL_SHAPES[shape]``, in memory (float32).
 
     ``device`` builds the weights there directly (``"cuda"`` for the 3.5B-parameter ``"sdxl-base"``
@@ -202,8 +222,8 @@ def make_sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenize
     c = SDXL_SHAPES[shape]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tokenizer_dir or tmp)
-        tokenizer = _write_clip_tokenizer(folder / "tokenizer", max_length=c["max_length"])
-        tokenizer_2 = _write_clip_tokenizer(folder / "tokenizer_2", pad_token="!", max_length=c["max_length"])
+        tokenizer = _write_clip_tokenizer(folder / "tokenizer", c["max_length"])
+        tokenizer_2 = _write_clip_tokenizer(folder / "tokenizer_2", c["max_length"], pad_token="!")
     torch.manual_seed(seed)
     levels = len(c["unet_channels"])
     with torch.device(device or "cpu"):
@@ -267,5 +287,5 @@ def build_tiny_sdxl_pipeline(out_dir: str | Path, seed: int = 0, shape: str = "t
     pass ``add_watermarker=False`` there if ``invisible-watermark`` is installed (the tiny images are
     smaller than the watermarker accepts)."""
     out_dir = Path(out_dir)
-    make_sdxl_pipeline(shape, seed=seed).save_pretrained(out_dir, safe_serialization=True)
+    sdxl_pipeline(shape, seed=seed).save_pretrained(out_dir, safe_serialization=True)
     return out_dir

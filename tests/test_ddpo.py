@@ -193,12 +193,12 @@ def test_sdxl_fp16_vae_is_upcast_for_decoding(tiny_sdxl_path):
 
 
 def test_sdxl_base_shape_is_the_real_checkpoints():
-    """``make_sdxl_pipeline("sdxl-base")`` (GPU benchmarks) has exactly the parameter counts of
+    """``sdxl_pipeline("sdxl-base")`` (GPU benchmarks) has exactly the parameter counts of
     stabilityai/stable-diffusion-xl-base-1.0's UNet, VAE and text encoders, and 1024 px time ids fit
     its UNet. Built on the meta device: no memory, no weights."""
-    from synartifact_hf.tiny_diffusion import make_sdxl_pipeline
+    from synartifact_hf.tiny_diffusion import sdxl_pipeline
 
-    pipe = make_sdxl_pipeline("sdxl-base", device="meta")
+    pipe = sdxl_pipeline("sdxl-base", device="meta")
     counts = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "vae", "text_encoder", "text_encoder_2")}
     assert counts == {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840}
     family = pipeline_family(pipe)
