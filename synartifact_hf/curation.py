@@ -365,6 +365,7 @@ def write_curated_folder(
     import datasets
 
     from .cards import render_card
+    from .paper import CITATION
     from .data.export import _configs_yaml, _size_category, _yaml_block
     from .data.staging import make_staging, swap_into_place, sweep_stale_staging
     from .prompts import classification_instruction
@@ -400,6 +401,7 @@ def write_curated_folder(
             total=counts["total"], clean=counts["clean"], flagged=counts["flagged"],
             unparsed=counts["unparsed"], errors=counts["errors"],
             label_rows=label_rows,
+            citation=CITATION,
             prefix=column_prefix,
             load_path=out_dir.name,
             split=split,
