@@ -8,7 +8,7 @@
    (:mod:`.comparison`: parse rate, accuracy, precision, recall, F1);
 5. the Eq. 4 reward (BERTScore, offline all-MiniLM-L6-v2) of both models' answers, in the same table;
 6. a few DDPO epochs of a tiny Stable Diffusion rewarded by the fine-tuned classifier, and the reward curve
-   (:mod:`.ddpo_run`);
+   (:mod:`.ddpo_run`, which also says why the toy uses the reward's likelihood form there);
 7. ``README.md`` in the output folder: an index of every table and figure (:mod:`.index`).
 
 Without ``--model`` the classifier starts as a tiny LLaVA with RANDOM weights built on the spot and the
@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=TINY_RECIPE.learning_rate,
                         help="fine-tuning learning rate")
     parser.add_argument("--ddpo-epochs", type=int, default=4, help="DDPO epochs (step 6)")
+    parser.add_argument("--ddpo-reward", choices=("bertscore", "likelihood"), default=None,
+                        help="DDPO's reward: bertscore (Eq. 4 of the answer) or likelihood (the classifier's option "
+                             "probabilities); default: likelihood for the tiny model (its answer is the same for every "
+                             "noise image, so Eq. 4 gives DDPO no signal; see synartifact_hf.demo.ddpo_run), "
+                             "bertscore with --model")
 
 
 def _classify(model, dataset_dir, output_dir, args):
@@ -160,14 +165,20 @@ def run(args: argparse.Namespace) -> int:
         from .ddpo_run import run_ddpo
 
         classifier = tuned or model
-        clock.step(f"DDPO: {args.ddpo_epochs} epochs of a tiny Stable Diffusion, reward from "
+        reward_mode = args.ddpo_reward or ("likelihood" if toy else "bertscore")
+        clock.step(f"DDPO: {args.ddpo_epochs} epochs of a tiny Stable Diffusion, {reward_mode} reward of "
                    + ("the fine-tuned classifier" if tuned else "the classifier"))
-        ddpo = run_ddpo(classifier, out / "ddpo", epochs=args.ddpo_epochs, max_new_tokens=args.max_new_tokens,
-                        scorer=reward.scorer)
+        if reward_mode == "likelihood" and toy:
+            print("  Reward form: likelihood (the classifier's option probabilities). The toy classifier gives the "
+                  "same answer\n  to every noise image, so Eq. 4 of the answer would be constant and DDPO would get "
+                  "no signal.")
+        ddpo = run_ddpo(classifier, out / "ddpo", epochs=args.ddpo_epochs, reward_mode=reward_mode,
+                        max_new_tokens=args.max_new_tokens, scorer=reward.scorer)
         means = [round(h["reward_mean"], 4) for h in ddpo.history]
         print(f"  mean reward per epoch: {means}")
-        print("  (random tiny UNet: the images are noise; the curve shows the loop running, not image quality)")
-        entries.append(Entry("figure", "ddpo/reward_curve.png", "mean Eq. 4 reward per DDPO epoch, +-1 std"))
+        print("  (a random tiny UNet for a few epochs: the images are noise, the curve shows the loop working)")
+        entries.append(Entry("figure", "ddpo/reward_curve.png",
+                             f"mean reward ({reward_mode}) per DDPO epoch, +-1 std"))
         folders.append(("ddpo", "the DDPO LoRA (`lora/`), per-epoch numbers (`history.json`), the tiny SD pipeline"))
     else:
         clock.skip("DDPO with the classifier's reward", "a given --model is only evaluated; add --ddpo to run it")

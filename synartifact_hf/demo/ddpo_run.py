@@ -8,7 +8,14 @@ Each epoch samples images, asks the classifier about each, turns the answers int
 clipped policy-gradient step; the reward curve (paper Fig. 8) shows the mean reward per epoch.
 
 The settings (:data:`TINY_DDPO`) are sized for seconds per epoch on two CPU cores, not for image quality:
-with random UNet weights the images are noise and the curve shows the loop running, not a learned effect.
+with random UNet weights the images are noise, and a few epochs show the loop working, not better images.
+
+Which form of the reward: Eq. 4 (``reward_mode="bertscore"``) scores the classifier's greedy *answer*. The
+demo's toy classifier gives the same answer to every noise image of the random UNet, so Eq. 4 is the same
+for all of them, every advantage is zero and DDPO has nothing to follow (the curve is a flat line). The
+demo therefore defaults to the reward's ``likelihood`` form for the toy: the same classifier's
+probabilities of the 14 options (r = P(No artifacts) - alpha * sum_k P(artifact k) + beta), which differ
+from image to image. A real classifier answers differently per image; with ``--model`` Eq. 4 is the default.
 """
 
 from __future__ import annotations
@@ -39,14 +46,16 @@ TINY_DDPO = {
 class DDPORun:
     """What :func:`run_ddpo` wrote: per-epoch history, the reward curve, the LoRA folder."""
 
+    reward_mode: str = "bertscore"
     history: list[dict] = field(default_factory=list)
     reward_curve: Path | None = None
     history_file: Path | None = None
     lora_dir: Path | None = None
 
 
-def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, epochs: int, seed: int = 0,
-             max_new_tokens: int = 48, scorer=None, pretrained_model: str | os.PathLike | None = None) -> DDPORun:
+def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, epochs: int,
+             reward_mode: str = "bertscore", seed: int = 0, max_new_tokens: int = 48, scorer=None,
+             pretrained_model: str | os.PathLike | None = None) -> DDPORun:
     """Train ``epochs`` DDPO epochs with the reward of ``classifier``; write everything under ``output_dir``.
 
     ``pretrained_model``: a Stable Diffusion folder or Hub id with a DDIM-compatible scheduler; default a
@@ -72,8 +81,9 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
     pipe.set_progress_bar_config(disable=True)
     pipe.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
-    reward = ArtifactReward(os.fspath(classifier), scorer=scorer, batch_size=TINY_DDPO["sample_batch_size"],
-                            classifier_kwargs={"max_new_tokens": max_new_tokens})
+    reward = ArtifactReward(os.fspath(classifier), mode=reward_mode, scorer=scorer,
+                            batch_size=TINY_DDPO["sample_batch_size"],
+                            classifier_kwargs={} if reward_mode == "likelihood" else {"max_new_tokens": max_new_tokens})
     config = DDPOConfig(num_epochs=epochs, seed=seed, logdir=os.fspath(out / "logs"), **TINY_DDPO)
     trainer = DDPOTrainer(config, reward, ImageNetAnimalPrompts(seed=seed), pipe)
     history = trainer.train()
@@ -82,10 +92,10 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
 
     curve = plot_reward_curve(
         history, out / "reward_curve.png",
-        title=f"Eq. 4 reward during DDPO (tiny SD, {config.samples_per_epoch} images/epoch)",
+        title=f"Artifact reward ({reward_mode}) during DDPO (tiny SD, {config.samples_per_epoch} images/epoch)",
     )
     history_file = out / "history.json"
     tmp = out / ".history.json.partial"
     tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
     os.replace(tmp, history_file)
-    return DDPORun(history=history, reward_curve=curve, history_file=history_file, lora_dir=lora_dir)
+    return DDPORun(reward_mode=reward_mode, history=history, reward_curve=curve, history_file=history_file, lora_dir=lora_dir)
