@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=float, default=TINY_RECIPE.num_train_epochs, help="fine-tuning epochs")
     parser.add_argument("--learning-rate", type=float, default=TINY_RECIPE.learning_rate,
                         help="fine-tuning learning rate")
-    parser.add_argument("--ddpo-epochs", type=int, default=4, help="DDPO epochs (step 6)")
+    parser.add_argument("--ddpo-epochs", type=int, default=10, help="DDPO epochs (step 6)")
     parser.add_argument("--ddpo-reward", choices=("bertscore", "likelihood"), default=None,
                         help="DDPO's reward: bertscore (Eq. 4 of the answer) or likelihood (the classifier's option "
                              "probabilities); default: likelihood for the tiny model (its answer is the same for every "
@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     dataset_dir = build_sample_dataset(out / "synartifact-1k", overwrite=True, progress=True)
     print(card_statistics(dataset_dir))
     folders.append(("synartifact-1k", "the dataset (load it with `datasets.load_dataset`; its card is README.md)"))
+    if (dataset_dir / "class_distribution.png").is_file():
+        entries.append(Entry("figure", "synartifact-1k/class_distribution.png", "the sample's images per class"))
     test = datasets.load_dataset(os.fspath(dataset_dir), "classification", split="test")
     num_train = datasets.load_dataset(os.fspath(dataset_dir), "classification", split="train").num_rows
 

@@ -27,13 +27,14 @@ from pathlib import Path
 
 __all__ = ["DDPORun", "TINY_DDPO", "run_ddpo"]
 
-# DDPOConfig fields of the demo run: 8 images per epoch, 8 DDIM steps each, one optimizer step per epoch.
+# DDPOConfig fields of the demo run: 8 images per epoch, 8 DDIM steps each, two optimizer steps per epoch
+# (the second one sees a policy that already moved, so the logged KL and clip fraction are not all zero).
 TINY_DDPO = {
     "sample_num_steps": 8,
     "sample_batch_size": 4,
     "sample_num_batches_per_epoch": 2,
     "train_batch_size": 4,
-    "train_gradient_accumulation_steps": 2,
+    "train_gradient_accumulation_steps": 1,
     "train_learning_rate": 3e-3,
     "mixed_precision": "no",
     "save_freq": 0,

@@ -8,10 +8,11 @@ TRL's ``SFTConfig``, ``ClassifierModelArguments``) and calls
 The tiny model's recipe (:data:`TINY_RECIPE`): the LLM is *updated in full* (``llm_mode="full"``). The
 tiny LLaVA's Llama has random weights, so with the LLM frozen (the paper's best row) only the projector
 trains and a random language model cannot learn to write option lists; LoRA on a random base learns too
-slowly (in our runs its loss stayed near the start after 30 steps). Full fine-tuning at a constant
-learning rate of 3e-3 with batches of 4 makes the answers well-formed option lists within about 20
-epochs of a dozen images (seconds per epoch on two CPU cores); fewer epochs leave answers that stop
-after "1.". A real checkpoint (``--model`` with ``--finetune``) uses the paper's ``frozen`` mode by default.
+slowly (r=16, lr 1e-2, 30 steps: mean training loss 6.2, about where it starts). Full fine-tuning at a constant
+learning rate of 3e-3 with batches of 4 does it: on the sample's train split (a dozen images), after 15 epochs every answer
+still stops at "1.", after 20 they are option lists; the default of 30 epochs (90 steps, about 0.2 s each
+on two free CPU cores) leaves a margin. A real checkpoint (``--model`` with ``--finetune``) uses the
+paper's ``frozen`` mode by default.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SFTRecipe:
 
     llm_mode: str = "full"
     learning_rate: float = 3e-3
-    num_train_epochs: float = 20
+    num_train_epochs: float = 30
     per_device_train_batch_size: int = 4
     seed: int = 0
 
