@@ -2,6 +2,8 @@
 before/after table (fine-tuning makes the answers parse), the rewards of both, DDPO's reward curve and the
 index; and a given --model is only evaluated unless asked."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -16,12 +18,14 @@ from synartifact_hf.demo import RANDOM_MODEL_WARNING
 def demo_run(tmp_path_factory):
     """The default demo (the recipe a newcomer runs), with 2 DDPO epochs instead of 4 to save time."""
     out = tmp_path_factory.mktemp("demo")
-    code = cli.main(["demo", "--output-dir", str(out), "--ddpo-epochs", "2"])
-    return code, out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(["demo", "--output-dir", str(out), "--ddpo-epochs", "2"])
+    return code, out, printed.getvalue()
 
 
-def test_demo_runs_end_to_end(demo_run, capsys):
-    code, out = demo_run
+def test_demo_runs_end_to_end(demo_run):
+    code, out, _ = demo_run
     assert code == 0
     comparison = json.loads((out / "comparison.json").read_text())
     before, after = comparison["rows"]
@@ -61,16 +65,22 @@ def test_demo_runs_end_to_end(demo_run, capsys):
     assert (out / "finetuned-classifier" / "model.safetensors").is_file()
 
 
-def test_demo_says_it_is_a_toy(demo_run, capsys):
-    # capsys sees nothing from the module fixture's run, so check what it wrote to disk instead
-    _, out = demo_run
+def test_demo_says_what_it_runs(demo_run):
+    """The printout: the toy warning, numbered steps with elapsed time, the fine-tuning mode, the table."""
+    _, out, printed = demo_run
+    assert RANDOM_MODEL_WARNING in printed
     assert "A toy, not the paper's result" in (out / "README.md").read_text()
-    assert "RANDOM weights" in RANDOM_MODEL_WARNING
+    for number in range(1, 8):
+        assert f"=== [{number}/7] " in printed, number
+    assert "elapsed)" in printed
+    assert "Fine-tuning mode: full (" in printed
+    assert "| Classifier | Parsed | Acc. | Prec. | Rec. | F1 | mean r (Eq. 4) |" in printed
+    assert "mean reward per epoch: [" in printed
 
 
 def test_given_model_is_only_evaluated(demo_run, tmp_path, capsys):
     """`make demo MODEL=...`: no fine-tuning, no DDPO unless asked; one row, and the index still lists it."""
-    _, first = demo_run
+    first = demo_run[1]
     model = Path(first) / "finetuned-classifier"
     assert cli.main(["demo", "--model", str(model), "--output-dir", str(tmp_path), "--max-new-tokens", "8"]) == 0
     printed = capsys.readouterr().out
