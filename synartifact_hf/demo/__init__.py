@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     clock.step("Build the SynArtifact-1K sample into a dataset folder")
     dataset_dir = build_sample_dataset(out / "synartifact-1k", overwrite=True, progress=True)
-    print(card_statistics(dataset_dir))
+    # the overview table only; the per-class, box, generator and size tables are in the dataset card
+    print(card_statistics(dataset_dir).split("\n#### ")[0].strip())
+    print(f"  (every statistic: {dataset_dir / 'README.md'})")
     folders.append(("synartifact-1k", "the dataset (load it with `datasets.load_dataset`; its card is README.md)"))
     if (dataset_dir / "class_distribution.png").is_file():
         entries.append(Entry("figure", "synartifact-1k/class_distribution.png", "the sample's images per class"))
