@@ -34,6 +34,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 SHAPES = {
+    # tiny_llava's defaults: 32 px tower (16 image tokens), 2-layer 64-wide Llama (gpu_check.py --smoke).
+    "tiny": {},
     # 224 px CLIP-like tower with 4 layers, 8-layer 512-wide Llama.
     "small": dict(
         image_size=224, patch_size=14, vision_hidden_size=256, vision_intermediate_size=1024, vision_layers=4,
@@ -64,7 +66,7 @@ def _timed(fn, device: str, repeats: int = 1) -> float:
     return best
 
 
-def _images(n: int) -> list[Image.Image]:
+def sample_images(n: int) -> list[Image.Image]:
     rng = np.random.RandomState(0)
     return [Image.fromarray(rng.randint(0, 255, (300 + 7 * i, 400, 3), dtype=np.uint8)) for i in range(n)]
 
@@ -88,6 +90,57 @@ def _breakdown(model, inputs, new_tokens: int, device: str) -> tuple[float, floa
     return tuple(_timed(fn, device) for fn in (encode, prefill, generate))
 
 
+def build_classifier(shape: str, device: str):
+    """``(pipeline, model, processor, seconds)``: the artifact-classification pipeline over a random-weight
+    LLaVA of ``SHAPES[shape]``, its weights created directly on ``device`` in the shape's dtype."""
+    from transformers import pipeline
+
+    import synartifact_hf  # noqa: F401  (registers the task)
+    from synartifact_hf.tiny_models import tiny_llava
+
+    spec = SHAPES[shape]
+    dtype = getattr(torch, spec.get("dtype", "float32"))
+    torch.set_default_dtype(dtype)  # build the weights directly in the target dtype
+    start = time.perf_counter()
+    try:
+        model, processor = tiny_llava(seed=0, device=device, **spec)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    classifier = pipeline("artifact-classification", model=model, processor=processor, device=device)
+    return classifier, model, processor, time.perf_counter() - start
+
+
+def generation_kwargs(new_tokens: int) -> dict:
+    """Every answer forced to ``new_tokens`` tokens, so that batch sizes and settings do the same work."""
+    return {"max_new_tokens": new_tokens, "generate_kwargs": {"min_new_tokens": new_tokens}}
+
+
+def throughput(classifier, images, batch_sizes, new_tokens: int, device: str) -> dict[int, float]:
+    """images/s of the pipeline at each batch size (one timed call over all ``images`` each)."""
+    gen = generation_kwargs(new_tokens)
+    return {bs: len(images) / _timed(lambda bs=bs: classifier(images, batch_size=bs, **gen), device)
+            for bs in batch_sizes}
+
+
+def time_split(model, processor, images, batch_size: int, new_tokens: int, device: str) -> tuple[float, float, float]:
+    """Seconds of one batch spent in image encoding, prefill (text model) and decoding."""
+    from synartifact_hf.prompts import render_prompt
+
+    batch = images[:batch_size]
+    inputs = processor(images=[[im] for im in batch], text=[render_prompt(processor)] * len(batch),
+                       return_tensors="pt", padding=True)
+    t_enc, t_pre, t_gen = _breakdown(model, inputs.to(device, dtype=model.dtype), new_tokens, device)
+    return t_enc, t_pre - t_enc, t_gen - t_pre
+
+
+def scores_overhead(classifier, images, batch_size: int, new_tokens: int, device: str) -> tuple[float, float]:
+    """Seconds for the pipeline with ``return_scores=True`` and without, over ``images``."""
+    gen = generation_kwargs(new_tokens)
+    plain = _timed(lambda: classifier(images, batch_size=batch_size, **gen), device)
+    scored = _timed(lambda: classifier(images, batch_size=batch_size, return_scores=True, **gen), device)
+    return scored, plain
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
@@ -97,41 +150,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=24, help="answer length (forced)")
     args = parser.parse_args(argv)
 
-    from transformers import pipeline
-
-    import synartifact_hf  # noqa: F401  (registers the task)
     from synartifact_hf.prompts import render_prompt
-    from synartifact_hf.tiny_models import tiny_llava
 
-    shape = SHAPES[args.shape]
-    dtype = getattr(torch, shape.get("dtype", "float32"))
-    torch.set_default_dtype(dtype)  # build the weights directly in the target dtype
-    start = time.perf_counter()
-    model, processor = tiny_llava(seed=0, device=args.device, **shape)
-    torch.set_default_dtype(torch.float32)
+    classifier, model, processor, seconds = build_classifier(args.shape, args.device)
     params = sum(p.numel() for p in model.parameters())
-    print(f"shape={args.shape} device={args.device} dtype={dtype} params={params / 1e6:.1f}M "
-          f"threads={torch.get_num_threads()} built in {time.perf_counter() - start:.1f}s")
+    print(f"shape={args.shape} device={args.device} dtype={model.dtype} params={params / 1e6:.1f}M "
+          f"threads={torch.get_num_threads()} built in {seconds:.1f}s")
     if args.device.startswith("cuda"):
         print(f"GPU: {torch.cuda.get_device_name()}")
 
-    classifier = pipeline("artifact-classification", model=model, processor=processor, device=args.device)
-    gen = {"max_new_tokens": args.new_tokens, "generate_kwargs": {"min_new_tokens": args.new_tokens}}
-    images = _images(args.images)
+    gen = generation_kwargs(args.new_tokens)
+    images = sample_images(args.images)
     prompt = render_prompt(processor)
     prompt_tokens = processor(images=[[images[0]]], text=[prompt], return_tensors="pt")["input_ids"].shape[1]
-    image_tokens = (shape["image_size"] // shape["patch_size"]) ** 2
+    vision = model.config.vision_config
+    image_tokens = (vision.image_size // vision.patch_size) ** 2
     print(f"prompt: {prompt_tokens} tokens ({image_tokens} image + {prompt_tokens - image_tokens} text); "
           f"answer: {args.new_tokens} tokens; {args.images} images per call")
 
     classifier(images[:2], batch_size=2, return_scores=True, **gen)  # warm-up
 
     # 1. Throughput per batch size.
-    rates = {}
-    for bs in args.batch_sizes:
-        seconds = _timed(lambda bs=bs: classifier(images, batch_size=bs, **gen), args.device)
-        rates[bs] = args.images / seconds
-        print(f"batch {bs:3d}: {rates[bs]:7.2f} images/s  ({seconds:.2f}s for {args.images})")
+    rates = throughput(classifier, images, args.batch_sizes, args.new_tokens, args.device)
+    for bs, rate in rates.items():
+        print(f"batch {bs:3d}: {rate:7.2f} images/s  ({args.images / rate:.2f}s for {args.images})")
     base = args.batch_sizes[0]
     for bs in args.batch_sizes[1:]:
         print(f"  ratio batch {bs} / batch {base}: {rates[bs] / rates[base]:.2f}x"
@@ -140,17 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     # 2. Where the time goes, per batch size, on the model directly.
     print("time per batch (ms): image encoding | prefill (text model) | decoding | total generate")
     for bs in args.batch_sizes:
-        batch = images[:bs]
-        inputs = processor(images=[[im] for im in batch], text=[prompt] * bs, return_tensors="pt", padding=True)
-        t_enc, t_pre, t_gen = _breakdown(model, inputs.to(args.device, dtype=model.dtype), args.new_tokens, args.device)
-        print(f"  batch {bs:3d}: {1000 * t_enc:8.1f} | {1000 * (t_pre - t_enc):8.1f} | "
-              f"{1000 * (t_gen - t_pre):8.1f} | {1000 * t_gen:8.1f}   "
-              f"(shares {t_enc / t_gen:.0%} / {(t_pre - t_enc) / t_gen:.0%} / {(t_gen - t_pre) / t_gen:.0%})")
+        t_enc, t_pre, t_dec = time_split(model, processor, images, bs, args.new_tokens, args.device)
+        t_gen = t_enc + t_pre + t_dec
+        print(f"  batch {bs:3d}: {1000 * t_enc:8.1f} | {1000 * t_pre:8.1f} | "
+              f"{1000 * t_dec:8.1f} | {1000 * t_gen:8.1f}   "
+              f"(shares {t_enc / t_gen:.0%} / {t_pre / t_gen:.0%} / {t_dec / t_gen:.0%})")
 
     # 3. Cost of the per-option scores on top of generation.
     bs = max(args.batch_sizes) if args.device != "cpu" else (8 if 8 in args.batch_sizes else args.batch_sizes[-1])
-    plain = _timed(lambda: classifier(images, batch_size=bs, **gen), args.device)
-    scored = _timed(lambda: classifier(images, batch_size=bs, return_scores=True, **gen), args.device)
+    scored, plain = scores_overhead(classifier, images, bs, args.new_tokens, args.device)
     print(f"return_scores at batch {bs}: {scored:.2f}s vs {plain:.2f}s generation alone -> {scored / plain:.2f}x"
           + ("  (target <= 1.3x)" if args.device == "cpu" else ""))
     return 0

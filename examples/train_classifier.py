@@ -30,6 +30,9 @@ accelerate launch --config_file examples/accelerate/zero3.yaml examples/train_cl
 accelerate launch --config_file examples/accelerate/fsdp.yaml examples/train_classifier.py \
     --config examples/recipes/stage1_llm_updated.yaml --per_device_train_batch_size 2 --gradient_accumulation_steps 1
 
+# Two processes without GPUs (DDP over gloo; what tests/test_train_multiprocess.py runs)
+accelerate launch --multi_gpu --num_processes 2 examples/train_classifier.py --config ... --use_cpu true
+
 # Any AutoModelForImageTextToText checkpoint (Qwen2-VL, SmolVLM/Idefics3, LLaVA-NeXT, PaliGemma, ...)
 python examples/train_classifier.py --model_name_or_path HuggingFaceTB/SmolVLM-Instruct --llm_mode lora \
     --dataset_name synartifact-1k --output_dir smolvlm-synartifact

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from synartifact_hf.ddpo import DDPOConfig
+from synartifact_hf.paper import CITATION
 
 
 @dataclass
@@ -84,8 +85,7 @@ class DDPOScriptArguments:
     hub_model_id: str | None = field(default=None, metadata={"help": "Repo id named in the model card."})
 
 
-def build_pipeline(args: DDPOScriptArguments):
-    import torch
+def build_pipeline(args: DDPOScriptArguments, device: str):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(
@@ -95,7 +95,8 @@ def build_pipeline(args: DDPOScriptArguments):
     # DDPO's policy is the stochastic DDIM sampler (eta > 0); SD v1.5 ships PNDM
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    # this process's device (cuda:<local rank> under accelerate launch), not every process on cuda:0
+    return pipe.to(device)
 
 
 def build_reward(args: DDPOScriptArguments, device: str):
@@ -160,6 +161,7 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
         else "z-scores over each epoch's images"
     )
     return dict(
+        citation=CITATION,
         metadata_yaml=metadata,
         model_name=model_name,
         base_model=args.pretrained_model,
@@ -197,17 +199,30 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
     )
 
 
-def main(args: DDPOScriptArguments, config: DDPOConfig) -> dict:
-    import torch
+def process_state(config: DDPOConfig):
+    """This process's accelerate state, the one the trainer's Accelerator will join. ``PartialState()``
+    alone ignores ACCELERATE_USE_CPU (only AcceleratorState reads it): on CPU every process would be a
+    separate single-process run."""
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or bool(config.accelerator_kwargs.get("cpu")))
+
+
+def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_samples_hook=None) -> dict:
+    """Train, save and report. ``reward`` defaults to :func:`build_reward` on this process's device;
+    ``image_samples_hook`` is DDPOTrainer's (called each epoch with the sampled images and rewards)."""
+    import torch
 
     from synartifact_hf.cards import render_card
     from synartifact_hf.ddpo import DDPOTrainer, ImageNetAnimalPrompts
+    from synartifact_hf.training import check_launch
     from synartifact_hf.viz import plot_reward_curve, save_before_after_grid
 
-    state = PartialState()
-    pipe = build_pipeline(args)
-    reward = build_reward(args, device=str(state.device))
+    state = process_state(config)
+    pipe = build_pipeline(args, device=str(state.device))
+    # each process its own classifier on its own device, scoring the images this process sampled
+    reward = build_reward(args, device=str(state.device)) if reward is None else reward
     prompts = ImageNetAnimalPrompts(template=args.prompt_template, seed=config.seed + state.process_index)
 
     before = None
@@ -217,12 +232,13 @@ def main(args: DDPOScriptArguments, config: DDPOConfig) -> dict:
         if config.use_lora and config.mixed_precision in ("fp16", "bf16"):
             pipe.to(dtype=torch.float16 if config.mixed_precision == "fp16" else torch.bfloat16)
         before = sample_grid_images(pipe, args, config)
-    trainer = DDPOTrainer(config, reward, prompts, pipe)
+    trainer = DDPOTrainer(config, reward, prompts, pipe, image_samples_hook=image_samples_hook)
+    check_launch(trainer.accelerator.state)
     history = trainer.train()
+    out = trainer.save_pretrained(args.output_dir)  # collective: before end_training ends the process group
     trainer.accelerator.end_training()  # flush and close the trackers
-    out = trainer.save_pretrained(args.output_dir)
     if not state.is_main_process:
-        return {}
+        return {"history": history}
 
     trainer.unet.eval()
     after = sample_grid_images(pipe, args, config)

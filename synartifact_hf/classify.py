@@ -23,7 +23,6 @@ Example (a tiny random model: plumbing only, its labels are noise)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import Counter
@@ -125,26 +124,12 @@ def _read_source(source, max_pixels: int):
 
 def read_done(output: Path) -> list[dict]:
     """Records already in ``output``; a half-written last line (crash mid-write) is removed from the file."""
+    from .scaleout import cut_torn_tail, iter_records
+
     if not output.exists():
         return []
-    data = output.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, output)
-    records = []
-    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SystemExit(f"{output}:{number} is not JSON ({err}); fix or remove that line to resume") from None
-        if "image" not in record:
-            raise SystemExit(f"{output}:{number} has no 'image' key; is this a classify output file?")
-        records.append(record)
-    return records
+    cut_torn_tail(output)
+    return [record for _, _, record in iter_records(output, "image")]
 
 
 def summarize(records: list[dict]) -> dict:
@@ -175,44 +160,52 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .pipeline import MAX_IMAGE_PIXELS, load_pipeline
+    from .scaleout import ShardedJsonLines, process_device, process_state, share
 
     if args.batch_size < 1:
         raise SystemExit("--batch-size must be at least 1")
+    state = process_state()
     output = Path(args.output)
     instruction = Path(args.instruction_file).read_text(encoding="utf-8").strip() if args.instruction_file else None
-    items = collect_items(args.paths, args.config, args.split)
-    done = read_done(output)
-    done_keys = {r["image"] for r in done}
+    with state.main_process_first():  # datasets inputs: one process fills the cache, the others read it
+        items = collect_items(args.paths, args.config, args.split)
+    results = ShardedJsonLines(output, state, key="image")
+    done_keys = results.prepare()
     todo = [(key, source) for key, source in items if key not in done_keys]
-    skipped = len(items) - len(todo)
+    mine = share(len(todo), state.process_index, state.num_processes)
+    mine = todo[mine.start: mine.stop]
 
-    new_records: list[dict] = []
-    if todo:
-        classifier = load_pipeline(args.model, device=args.device)
+    # One bar, on the main process, counting every process's lines (read from their part files).
+    bar = tqdm(total=len(todo), desc="classify", unit="img", disable=not state.is_main_process or not todo)
+    if state.num_processes > 1:
+        results.start_counting()
+        others = 0
+    if mine:
+        classifier = load_pipeline(args.model, device=process_device(state, args.device))
         params = {"max_new_tokens": args.max_new_tokens, "return_scores": args.scores}
         if instruction:
             params["instruction"] = instruction
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("a", encoding="utf-8") as out, tqdm(total=len(todo), desc="classify", unit="img") as bar:
-            def write(record: dict) -> None:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                out.flush()
-                new_records.append(record)
-                bar.update(1)
-
-            for start in range(0, len(todo), args.batch_size):
+        with results.open() as out:
+            for start in range(0, len(mine), args.batch_size):
                 batch, images = [], []
-                for key, source in todo[start: start + args.batch_size]:
+                for key, source in mine[start: start + args.batch_size]:
                     try:
                         images.append(_read_source(source, MAX_IMAGE_PIXELS))
                         batch.append(key)
                     except Exception as err:  # one unreadable image must not stop the run
-                        write({"image": key, "error": f"{type(err).__name__}: {err}"})
-                if not batch:
-                    continue
-                results = classifier(images, batch_size=len(images), **params)
-                for key, result in zip(batch, results):
-                    write({"image": key, **result})
-
-    _print_summary(summarize(done + new_records), output, len(new_records), skipped)
+                        results.write(out, {"image": key, "error": f"{type(err).__name__}: {err}"})
+                        bar.update(1)
+                if batch:
+                    for key, result in zip(batch, classifier(images, batch_size=len(images), **params)):
+                        results.write(out, {"image": key, **result})
+                        bar.update(1)
+                if state.num_processes > 1 and state.is_main_process:
+                    now = results.written_by_others()
+                    bar.update(now - others)
+                    others = now
+    results.finish(key for key, _ in items)
+    if state.is_main_process:
+        bar.update(bar.total - bar.n)
+        bar.close()
+        _print_summary(summarize(read_done(output)), output, len(todo), len(items) - len(todo))
     return 0

@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "visualize": ("synartifact_hf.data.cli_visualize", "draw boxes, classes and captions of a built dataset to PNGs"),
     "evaluate": ("synartifact_hf.cli_evaluate", "Table-2-style report of a classifier on a built dataset split"),
     "classify": ("synartifact_hf.classify", "classify images, folders or a built dataset with a VLM to JSON lines"),
+    "install-metrics": ("synartifact_hf.metrics.cli_install_metrics",
+                        'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
+    "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),
+    "curate": ("synartifact_hf.cli_curate", "label a folder or dataset and keep the clean (or flagged) images as a dataset folder"),
 }
 
 

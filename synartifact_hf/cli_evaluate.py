@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_samples=args.max_samples,
         paper_row=args.paper_row, device=args.device,
     )
-    print(report.to_markdown())
-    print(f"Report written to {report.files['report_md']}")
+    if report.files:  # the main process wrote it (under accelerate launch / torchrun, only that one)
+        print(report.to_markdown())
+        print(f"Report written to {report.files['report_md']}")
     return 0

@@ -274,27 +274,39 @@ def evaluate_checkpoint(
         config: ``classification`` or ``detection`` (detection prompts with the detection instruction and
             adds ``artifact_iou`` and the box figure).
         paper_row: a key of :data:`PAPER_TABLE2` whose numbers go beside ours.
+
+    Under ``accelerate launch`` / ``torchrun`` each process runs its share of the rows on its own
+    device (:mod:`synartifact_hf.scaleout`); every process returns the full report, and only the main
+    process writes ``output_dir``.
     """
     from .parsing import parse_answer
     from .pipeline import load_pipeline
     from .prompts import detection_instruction
+    from .scaleout import gather_in_order, process_device, process_state, share
 
     if paper_row is not None and paper_row not in PAPER_TABLE2:
         raise KeyError(f"Unknown Table 2 row {paper_row!r}; known rows: {sorted(PAPER_TABLE2)}")
     if config not in ("classification", "detection"):
         raise ValueError(f"config must be 'classification' or 'detection', got {config!r}")
-    ds = _load_split(dataset, config, split, max_samples)
+    state = process_state()
+    with state.main_process_first():  # one process fills the datasets cache, the others read it
+        ds = _load_split(dataset, config, split, max_samples)
     if max_new_tokens is None:  # detection answers carry boxes and a caption: give them room
         max_new_tokens = DEFAULT_MAX_NEW_TOKENS[config]
     if isinstance(model, (str, os.PathLike)):
-        classifier = load_pipeline(os.fspath(model), device=device)
+        classifier = load_pipeline(os.fspath(model), device=process_device(state, device))
         model_name = os.fspath(model)
     else:
         classifier = model
         model_name = getattr(classifier.model, "name_or_path", type(classifier.model).__name__)
     detection = config == "detection"
-    outputs = _run_pipeline(classifier, ds, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            instruction=detection_instruction() if detection else None, progress=progress)
+    # Under accelerate launch / torchrun each process classifies its contiguous share; the gathered
+    # answers are in row order, so everything below is the single-process computation.
+    mine = share(len(ds), state.process_index, state.num_processes)
+    outputs = _run_pipeline(classifier, ds.select(mine), batch_size=batch_size, max_new_tokens=max_new_tokens,
+                            instruction=detection_instruction() if detection else None,
+                            progress=progress and state.is_main_process)
+    outputs = gather_in_order(outputs, state)
 
     references = [_reference_labels(example) for example in ds]
     records = []
@@ -319,8 +331,9 @@ def evaluate_checkpoint(
         paper_row=paper_row, detection=detection_metrics,
         settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens, "max_samples": max_samples},
     )
-    if output_dir is not None:
+    if output_dir is not None and state.is_main_process:
         write_report(report, output_dir, images=ds if detection else None)
+    state.wait_for_everyone()
     return report
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["build_tiny_sd_pipeline", "TINY_IMAGE_SIZE"]
+__all__ = ["build_tiny_sd_pipeline", "sd_pipeline", "SD_SHAPES", "TINY_IMAGE_SIZE"]
 
 TINY_IMAGE_SIZE = 32
 _MAX_LENGTH = 32  # token positions; CLIP's 77 would only make the tiny text encoder slower
@@ -44,7 +44,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
-def _write_clip_tokenizer(folder: Path):
+def _write_clip_tokenizer(folder: Path, max_length: int = _MAX_LENGTH):
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,10 +67,35 @@ def _write_clip_tokenizer(folder: Path):
     tokenizer = CLIPTokenizer(
         vocab=str(folder / "vocab.json"),
         merges=str(folder / "merges.txt"),
-        model_max_length=_MAX_LENGTH,
+        model_max_length=max_length,
         pad_token="<|endoftext|>",
     )
     return tokenizer
+
+
+# Component sizes per shape. "tiny" is the test pipeline; "sd15" is Stable Diffusion v1.5's architecture
+# (its unet/vae/text_encoder config.json values: 860M UNet, 512 px images, 64x64x4 latents, CLIP ViT-L/14
+# text encoder) for benchmarks with random weights (benchmarks/gpu_check.py).
+SD_SHAPES = {
+    "tiny": dict(
+        image_size=TINY_IMAGE_SIZE, max_length=_MAX_LENGTH,
+        unet=dict(block_out_channels=(16, 32), layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, attention_head_dim=8,
+                  norm_num_groups=8),
+        vae=dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=8),
+        text=dict(vocab_size=None, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2),
+    ),
+    "sd15": dict(
+        image_size=512, max_length=77,
+        unet=dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                  up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=768,
+                  attention_head_dim=8, norm_num_groups=32),
+        vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32),
+        text=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                  num_hidden_layers=12, hidden_act="quick_gelu", projection_dim=768),
+    ),
+}
 
 
 def build_tiny_sd_pipeline(out_dir: str | Path, seed: int = 0) -> Path:
@@ -78,70 +103,59 @@ def build_tiny_sd_pipeline(out_dir: str | Path, seed: int = 0) -> Path:
 
     ``seed`` fixes every weight. Images are ``TINY_IMAGE_SIZE`` (32) pixels square.
     """
+    sd_pipeline(seed=seed).save_pretrained(Path(out_dir), safe_serialization=True)
+    return Path(out_dir)
+
+
+def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None):
+    """A ``StableDiffusionPipeline`` with random weights, in memory, of shape ``SD_SHAPES[shape]`` ("tiny" or
+    "sd15"); weights are created directly on ``device`` (float32) and fixed by ``seed``."""
     import tempfile
 
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    out_dir = Path(out_dir)
+    if shape not in SD_SHAPES:
+        raise ValueError(f"Unknown shape {shape!r}; choose one of {sorted(SD_SHAPES)}")
+    spec = SD_SHAPES[shape]
+    size = spec["image_size"]
+    blocks = len(spec["vae"]["block_out_channels"])
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _write_clip_tokenizer(Path(tmp) / "tokenizer")
-        torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=TINY_IMAGE_SIZE // 2,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=32,
-            attention_head_dim=8,
-            norm_num_groups=8,
-        )
+        tokenizer = _write_clip_tokenizer(Path(tmp) / "tokenizer", spec["max_length"])
+    torch.manual_seed(seed)
+    with torch.device(device or "cpu"):
+        unet = UNet2DConditionModel(sample_size=size // 2 ** (blocks - 1), in_channels=4, out_channels=4, **spec["unet"])
         vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(8, 16),
-            latent_channels=4,
-            layers_per_block=1,
-            norm_num_groups=8,
-            sample_size=TINY_IMAGE_SIZE,
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * blocks,
+            up_block_types=("UpDecoderBlock2D",) * blocks, latent_channels=4, sample_size=size, **spec["vae"],
         )
+        text = dict(spec["text"], vocab_size=spec["text"]["vocab_size"] or len(tokenizer))
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=64,
-                num_attention_heads=4,
-                num_hidden_layers=2,
-                max_position_embeddings=_MAX_LENGTH,
+                **text,
+                max_position_embeddings=spec["max_length"],
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-        # SD v1.5's scheduler settings (its scheduler_config.json), as DDIM
-        scheduler = DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-        )
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(out_dir, safe_serialization=True)
-    return out_dir
+    # SD v1.5's scheduler settings (its scheduler_config.json), as DDIM
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )

@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .box_labels import BoxLabelLayout, layout_box_labels, wrap_text
 from .taxonomy import NAMES, get_class
 
 __all__ = [
@@ -81,6 +82,34 @@ def _label_name(label) -> str:
     return get_class(label).name
 
 
+def _text_color(fill: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (0, 0, 0) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 110 else (255, 255, 255)
+
+
+def _draw_box_labels(draw, layout: BoxLabelLayout, colors: Sequence[tuple[int, int, int]], font, line_width: int):
+    """Boxes, their numbered tags (a leader line when a tag had to leave its box) and the legend."""
+    for label, color in zip(layout.labels, colors):
+        x1, y1, x2, y2 = label.box
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=color, width=line_width)
+    for label, color in zip(layout.labels, colors):
+        tx1, ty1, tx2, ty2 = label.tag
+        if not label.attached:
+            x1, y1, x2, y2 = label.box
+            cx, cy = (tx1 + tx2) // 2, (ty1 + ty2) // 2
+            draw.line((cx, cy, min(max(cx, x1), x2 - 1), min(max(cy, y1), y2 - 1)), fill=color, width=line_width)
+        draw.rectangle((tx1, ty1, tx2 - 1, ty2 - 1), fill=color)
+        draw.text(((tx1 + tx2) / 2, (ty1 + ty2) / 2), str(label.number), fill=_text_color(color), font=font, anchor="mm")
+        lx, ly = label.legend[0], label.legend[1]
+        side = layout.swatch
+        draw.rectangle((lx, ly + 2, lx + side, ly + 2 + side), fill=color)
+        for k, line in enumerate(label.legend_lines):
+            draw.text((lx + side + 8, ly + k * layout.line_height), line, fill=(0, 0, 0), font=font)
+
+
+def _band_lines(lines: Sequence[str], font, width: int) -> list[str]:
+    return [piece for line in lines for piece in wrap_text(line, font, max(20, width - 8))]
+
+
 def draw_artifacts(
     image,
     artifacts: Iterable[Mapping],
@@ -89,8 +118,10 @@ def draw_artifacts(
     other_caption: str | None = None,
     t2i_caption: str | None = None,
     title: str | None = None,
+    return_layout: bool = False,
 ):
-    """Return a copy of ``image`` with each artifact's box, class name and caption drawn on it.
+    """Return a copy of ``image`` with each artifact's box and number drawn on it, and below the image
+    a legend (number, class, caption) followed by the image-level text.
 
     Args:
         image: a PIL image.
@@ -99,52 +130,44 @@ def draw_artifacts(
         labels: image-level labels (ids or names), written in the band below the image.
         other_caption / t2i_caption: written in the band below the image.
         title: first line of the band (e.g. the image id).
+        return_layout: also return the :class:`~synartifact_hf.box_labels.BoxLabelLayout` drawn
+            (tag and legend rectangles), as ``(picture, layout)``.
     """
-    from PIL import ImageDraw
+    from PIL import Image, ImageDraw
 
     base = image.convert("RGB")
     width, height = base.size
     font_size = max(12, min(width, height) // 40)
     font = _font(font_size)
+    artifacts = list(artifacts)
+    classes = [get_class(artifact["label"]) for artifact in artifacts]
+    texts = [f"{cls.name}: {a['caption']}" if a.get("caption") else cls.name for cls, a in zip(classes, artifacts)]
 
-    lines = []
-    if title:
-        lines.append(title)
+    line_h = font_size + 4
+    head = _band_lines([title] if title else [], font, width)
+    tail = []
     if labels is not None:
-        lines.append("labels: " + ", ".join(_label_name(label) for label in labels))
+        tail.append("labels: " + ", ".join(_label_name(label) for label in labels))
     if other_caption:
-        lines.append(f"other artifacts: {other_caption}")
+        tail.append(f"other artifacts: {other_caption}")
     if t2i_caption:
-        lines.append(f"T2I misalignment: {t2i_caption}")
-    chars = max(20, int(width / (font_size * 0.55)))
-    wrapped = [piece for line in lines for piece in textwrap.wrap(line, chars) or [""]]
-    band = (len(wrapped) * (font_size + 4) + 8) if wrapped else 0
-
-    from PIL import Image
+        tail.append(f"T2I misalignment: {t2i_caption}")
+    tail = _band_lines(tail, font, width)
+    legend_top = height + 4 + len(head) * line_h
+    layout = layout_box_labels([a["bbox"] for a in artifacts], texts, (width, height), font, legend_top=legend_top)
+    bottom = layout.legend_bottom + len(tail) * line_h
+    band = bottom + 4 - height if (head or tail or artifacts) else 0
 
     canvas = Image.new("RGB", (width, height + band), (255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
-    line_width = max(2, min(width, height) // 200)
-    for artifact in artifacts:
-        x1, y1, x2, y2 = (int(v) for v in artifact["bbox"])
-        cls = get_class(artifact["label"])
-        color = CLASS_COLORS[cls.id % len(CLASS_COLORS)]
-        draw.rectangle((x1, y1, x2, y2), outline=color, width=line_width)
-        caption = artifact.get("caption")
-        text = f"{cls.name}: {caption}" if caption else cls.name
-        text = _fit(draw, text, font, width - 6)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        text_w, text_h = right - left, bottom - top + 4
-        ty = y1 - text_h if y1 - text_h >= 0 else min(y1 + line_width, height - text_h)
-        tx = max(0, min(x1, width - text_w))
-        draw.rectangle((tx, ty, tx + text_w + 4, ty + text_h), fill=color)
-        draw.text((tx + 2, ty + 1 - top), text, fill=(0, 0, 0), font=font)
-    y = height + 4
-    for line in wrapped:
-        draw.text((4, y), line, fill=(0, 0, 0), font=font)
-        y += font_size + 4
-    return canvas
+    colors = [CLASS_COLORS[cls.id % len(CLASS_COLORS)] for cls in classes]
+    _draw_box_labels(draw, layout, colors, font, max(2, min(width, height) // 200))
+    for k, line in enumerate(head):
+        draw.text((4, height + 4 + k * line_h), line, fill=(0, 0, 0), font=font)
+    for k, line in enumerate(tail):
+        draw.text((4, layout.legend_bottom + k * line_h), line, fill=(0, 0, 0), font=font)
+    return (canvas, layout) if return_layout else canvas
 
 
 def plot_class_distribution(
@@ -330,12 +353,20 @@ PREDICTED_COLOR = (255, 215, 0)  # yellow, as the paper's Figure 7
 REFERENCE_COLOR = (0, 200, 0)  # green
 
 
-def draw_box_comparison(image, predicted: Iterable[Mapping], reference: Iterable[Mapping], *, title: str | None = None):
+def draw_box_comparison(
+    image,
+    predicted: Iterable[Mapping],
+    reference: Iterable[Mapping],
+    *,
+    title: str | None = None,
+    return_layout: bool = False,
+):
     """Paper Figure 7 style: predicted boxes in yellow, ground-truth boxes in green, on a copy of ``image``.
 
     Boxes are ``{"label": name, "bbox": [x1, y1, x2, y2]}`` in **pixels** of ``image`` (convert answer
-    boxes, which are fractions of the padded square, with ``prompts.padded_to_pixel``). Each box is
-    labeled with its class name; a legend band below the image says which color is which.
+    boxes, which are fractions of the padded square, with ``prompts.padded_to_pixel``). Each box gets a
+    number on the image; the legend below says whether it is ground truth or predicted and its class.
+    With ``return_layout`` the result is ``(picture, layout)`` (see :func:`draw_artifacts`).
     """
     from PIL import Image, ImageDraw
 
@@ -343,36 +374,20 @@ def draw_box_comparison(image, predicted: Iterable[Mapping], reference: Iterable
     width, height = base.size
     font_size = max(10, min(width, height) // 32)
     font = _font(font_size)
-    band = 2 * (font_size + 4) + 8
+    entries = [(box, "ground truth", REFERENCE_COLOR) for box in reference]
+    entries += [(box, "predicted", PREDICTED_COLOR) for box in predicted]
+    texts = [f"{kind}: {_label_name(box['label'])}" for box, kind, _ in entries]
+    layout = layout_box_labels([box["bbox"] for box, _, _ in entries], texts, (width, height), font,
+                               legend_top=height + 4)
+    head = _band_lines([title] if title else [], font, width)
+    band = layout.legend_bottom + len(head) * (font_size + 4) + 4 - height
     canvas = Image.new("RGB", (width, height + band), (255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
-    line_width = max(2, min(width, height) // 150)
-    for boxes, color, dash_offset in ((reference, REFERENCE_COLOR, 0), (predicted, PREDICTED_COLOR, 1)):
-        for box in boxes:
-            x1, y1, x2, y2 = (float(v) for v in box["bbox"])
-            x1, x2 = sorted((max(0.0, min(width - 1.0, x1)), max(0.0, min(width - 1.0, x2))))
-            y1, y2 = sorted((max(0.0, min(height - 1.0, y1)), max(0.0, min(height - 1.0, y2))))
-            draw.rectangle((x1, y1, x2, y2), outline=color, width=line_width)
-            text = _fit(draw, _label_name(box["label"]), font, max(20, width - 6))
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            text_h = bottom - top + 4
-            # Ground truth labels above the box, predictions below it, so the two rarely collide.
-            ty = y1 - text_h if dash_offset == 0 else y2
-            ty = max(0, min(ty, height - text_h))
-            tx = max(0, min(x1, width - (right - left) - 4))
-            draw.rectangle((tx, ty, tx + right - left + 4, ty + text_h), fill=color)
-            draw.text((tx + 2, ty + 1 - top), text, fill=(0, 0, 0), font=font)
-    y = height + 4
-    legend = [("predicted", PREDICTED_COLOR), ("ground truth", REFERENCE_COLOR)]
-    x = 4
-    for name, color in legend:
-        draw.rectangle((x, y + 2, x + font_size, y + font_size), fill=color)
-        draw.text((x + font_size + 4, y), name, fill=(0, 0, 0), font=font)
-        x += int(draw.textlength(name, font=font)) + font_size + 20
-    if title:
-        draw.text((4, y + font_size + 4), _fit(draw, title, font, width - 8), fill=(0, 0, 0), font=font)
-    return canvas
+    _draw_box_labels(draw, layout, [color for _, _, color in entries], font, max(2, min(width, height) // 150))
+    for k, line in enumerate(head):
+        draw.text((4, layout.legend_bottom + k * (font_size + 4)), line, fill=(0, 0, 0), font=font)
+    return (canvas, layout) if return_layout else canvas
 
 
 def save_box_comparison_grid(panels: Sequence, path: str | Path, *, columns: int = 4, cell: int = 320) -> Path:

@@ -40,3 +40,47 @@ def tiny_sd_path(tmp_path_factory):
     from synartifact_hf.tiny_diffusion import build_tiny_sd_pipeline
 
     return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def release_annotations():
+    """``../shared/synartifact-annotations`` (1,072 of the release's 1,310 annotation JSONs, exact copies,
+    in the release's paths, plus the full split lists); the test is skipped where it is absent. Test data
+    only: the release states no license, so these files are never shipped."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "synartifact-annotations"
+    if not (folder / "train.txt").is_file():
+        pytest.skip(f"{folder} not present (the release's annotations are test data from ../shared)")
+    return folder
+
+
+BROWSER_HINT = ("browser tests need Debian's Chromium and its driver (`apt-get install chromium chromium-driver`) "
+                "and selenium (`pip install -e '.[dev]'`)")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium driven by selenium (Debian's `chromium` + `chromium-driver`). Skipped with one line
+    saying what to install when missing; a failure instead under SYNARTIFACT_REQUIRE_BROWSER=1 (make test)."""
+    import shutil
+
+    binary = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if binary is None or driver is None or webdriver is None:
+        if os.environ.get("SYNARTIFACT_REQUIRE_BROWSER"):
+            pytest.fail(f"SYNARTIFACT_REQUIRE_BROWSER is set but {BROWSER_HINT}")
+        pytest.skip(BROWSER_HINT)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1200", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(arg)
+    chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
+    chrome.set_page_load_timeout(120)
+    yield chrome
+    chrome.quit()

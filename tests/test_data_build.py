@@ -129,20 +129,21 @@ def test_label_rule_counts(built):
     ds = datasets.load_dataset(str(built))
     with_art = sum(ds[s]["has_artifacts"].count(True) for s in ds)
     without = sum(ds[s]["has_artifacts"].count(False) for s in ds)
-    # By hand from the 18 sample files: 4 have no boxes and no other-artifacts caption; 000000306 has
-    # no boxes but an other-artifacts caption, so it counts as an artifact image ("Other artifacts").
+    # By hand from the 18 sample files: 4 have no boxes and no other-artifacts caption (000000233 has
+    # only a T2I caption, which makes no label); 000000342 has no boxes but an other-artifacts caption,
+    # so it counts as an artifact image ("Other artifacts").
     assert (with_art, without) == (14, 4)
     test = ds["test"]
-    row_306 = test[test["image_id"].index("000000306")]
-    assert row_306["labels"] == [NAMES.index("Other artifacts")] and row_306["artifacts"] == []
-    # int and string artifacts_class both map (sub_data_2 uses ints)
+    row_342 = test[test["image_id"].index("000000342")]
+    assert row_342["labels"] == [NAMES.index("Other artifacts")] and row_342["artifacts"] == []
+    # int and string artifacts_class both map (some sub_data_2 files use ints)
     train = ds["train"]
-    row_903 = train[train["image_id"].index("000000903")]
-    assert [a["label"] for a in row_903["artifacts"]] == [0, 0, 2]
+    row_871 = train[train["image_id"].index("000000871")]
+    assert [a["label"] for a in row_871["artifacts"]] == [0, 10, 2]
     stats = card_statistics(built)
     assert "| with artifacts (label rule) | 9 | 5 | 14 |" in stats
     assert '| without artifacts ("No artifacts") | 3 | 1 | 4 |' in stats
-    assert "| Distorted and deformed components | 6 | 2 | 8 |" in stats
+    assert "| Distorted and deformed components | 5 | 2 | 7 |" in stats
     assert "| 1024x1024 | 2 | 1 | 3 |" in stats
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import datasets
 import pytest
+from PIL import Image
 
 from synartifact_hf.cli import main
 from synartifact_hf.data import SAMPLE_DIR, ReleaseError, build_dataset, scan_release
+from synartifact_hf.data.sample import SAMPLE_FILES
 
-IMG = "sub_data_1/images/000000045.png"  # train, 768x768, 2 boxes
-ANN = "sub_data_1/annotation_json_artifacts_class/000000045.json"
+IMG = "sub_data_1/images/000000077.png"  # train, 768x768, 2 boxes
+ANN = "sub_data_1/annotation_json_artifacts_class/000000077.json"
+NUM_SAMPLE = len(SAMPLE_FILES)
 
 
 @pytest.fixture
@@ -156,10 +159,10 @@ def test_skip_invalid_leaves_the_file_out_and_reports_it(raw, tmp_path, case):
     assert "skipped 1 file(s)" in summary and message in summary
     ds = datasets.load_dataset(str(tmp_path / "built"))
     kept = list(ds["train"]["file_name"]) + list(ds["test"]["file_name"])
-    if case != "JSON without an image":  # that one is an extra file; all 18 real images stay
-        assert IMG not in kept and len(kept) == 17
+    if case != "JSON without an image":  # that one is an extra file; all sample images stay
+        assert IMG not in kept and len(kept) == NUM_SAMPLE - 1
     else:
-        assert len(kept) == 18
+        assert len(kept) == NUM_SAMPLE
     card = (tmp_path / "built" / "README.md").read_text()
     assert "1 file(s) of the release were left out" in card and report.skipped[0].path in card
 
@@ -168,20 +171,26 @@ def test_max_image_pixels_is_configurable(raw):
     with pytest.raises(ReleaseError, match="over the limit of 300,000"):
         scan_release(raw, max_image_pixels=300_000, progress=False)
     release = scan_release(raw, max_image_pixels=300_000, skip_invalid=True, progress=False)
-    assert release.num_records == 3  # only the three 512x512 images fit
-    assert {r.width * r.height for r in release.all_records()} == {512 * 512}
+    sizes = []
+    for _, file_name in SAMPLE_FILES:
+        with Image.open(raw / file_name) as im:
+            sizes.append(im.size[0] * im.size[1])
+    small = [s for s in sizes if s <= 300_000]
+    assert 0 < len(small) < len(sizes)
+    assert release.num_records == len(small)  # only these (the 512x512 images) fit
+    assert sorted(r.width * r.height for r in release.all_records()) == sorted(small)
 
 
 def test_all_problems_are_listed_at_once(raw):
     _missing_image(raw)
     _unknown_class(raw)  # same image: its annotation is checked first
     _in_both_splits(raw)
-    (raw / "sub_data_0/images/000000209.jpg").write_bytes(b"junk")
+    (raw / "sub_data_0/images/000000233.jpg").write_bytes(b"junk")
     with pytest.raises(ReleaseError) as info:
         scan_release(raw, progress=False)
     text = str(info.value)
     assert "2 problem(s)" in text
-    assert "listed in both splits" in text and "000000209.jpg: unreadable image" in text
+    assert "listed in both splits" in text and "000000233.jpg: unreadable image" in text
 
 
 def test_release_level_problems_always_raise(raw, tmp_path):

@@ -9,9 +9,11 @@
 - ``detection``: the same for the detection instruction (judgement, classes, boxes as fractions of the
   image padded to a square, i.e. of the 336x336 LLaVA input, other-artifacts caption).
 
-Label rule: ``labels`` = the classes of the boxes, plus "Other artifacts" when the other-artifacts
-caption is not "None"; when that is empty, ``["No artifacts"]``. The T2I-misalignment caption does not
-make a label (the paper's taxonomy has no such class).
+Label rule (``label_rule``, see :mod:`~synartifact_hf.data.label_rules`): ``"boxes+caption"`` (default)
+= the classes of the boxes, plus "Other artifacts" when the other-artifacts caption is not "None";
+``"boxes"`` = the classes of the boxes only (the paper's 768 / 542 split of images). When nothing
+applies, ``["No artifacts"]``. The T2I-misalignment caption never makes a label. ``labels``,
+``has_artifacts`` and the reference answers all follow the rule.
 
 Images stream: each example reads its image file when it is written, so memory stays flat.
 
@@ -21,8 +23,9 @@ Images stream: each example reads its image file when it is written, so memory s
 >>> builder.download_and_prepare()
 >>> ds = builder.as_dataset("test")
 >>> print(ds[0]["completion"][0]["content"][0]["text"])
-1. Distorted and deformed components.
-2. Other artifacts: The man misses a leg in the generated image.
+1. Awkward facial expression.
+2. Distorted and deformed components.
+3. Other artifacts: The man's shadow points the wrong way.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 import datasets
 from datasets.builder import Key
 
+from ..paper import CITATION
 from ..prompts import (
     assistant_message,
     classification_instruction,
@@ -41,7 +45,8 @@ from ..prompts import (
     pixel_to_padded,
     user_message,
 )
-from ..taxonomy import NAMES
+from ..taxonomy import NAMES, NO_ARTIFACTS_ID
+from .label_rules import DEFAULT_LABEL_RULE, answer_other_caption, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseError, ReleaseRecord, scan_release
 
 __all__ = [
@@ -56,12 +61,6 @@ __all__ = [
 
 CONFIG_NAMES = ("default", "classification", "detection")
 HOMEPAGE = "https://github.com/BBBiiinnn/SynArtifact"
-CITATION = """@article{cao2024synartifact,
-  title   = {SynArtifact: Classifying and Alleviating Artifacts in Synthetic Images via Vision-Language Model},
-  author  = {Cao, Bin and Yuan, Jianhao and Liu, Yexin and Li, Jian and Sun, Shuyang and Liu, Jing and Zhao, Bo},
-  journal = {arXiv preprint arXiv:2402.18068},
-  year    = {2024}
-}"""
 # Examples per Arrow record batch: images are ~0.1-3 MB each, so a small batch keeps memory flat.
 WRITER_BATCH_SIZE = 32
 # Records per generator shard (the unit handed to each process with num_proc).
@@ -128,13 +127,20 @@ def _messages(message: dict) -> list[dict]:
     return [{"role": message["role"], "content": parts}]
 
 
-def _detection_answer(record: ReleaseRecord) -> str:
+def _detection_answer(record: ReleaseRecord, label_rule: str) -> str:
     pairs = [(box.label, pixel_to_padded(box.bbox, record.width, record.height)) for box in record.boxes]
-    return format_detection_answer(pairs, other_caption=record.other_artifacts_caption)
+    return format_detection_answer(pairs, other_caption=answer_other_caption(record.other_artifacts_caption, label_rule))
 
 
-def example_for(config_name: str, record: ReleaseRecord, *, instruction: str | None = None) -> dict:
-    """The row of ``config_name`` for one record (reads the image file)."""
+def example_for(
+    config_name: str,
+    record: ReleaseRecord,
+    *,
+    instruction: str | None = None,
+    label_rule: str = DEFAULT_LABEL_RULE,
+) -> dict:
+    """The row of ``config_name`` for one record (reads the image file); ``labels`` by ``label_rule``."""
+    label_ids = record.label_ids_under(label_rule)
     if config_name == "default":
         return {
             "image": _image(record),
@@ -143,8 +149,8 @@ def example_for(config_name: str, record: ReleaseRecord, *, instruction: str | N
             "prompt": record.prompt,
             "generator": record.generator,
             "prompt_source": record.prompt_source,
-            "labels": record.label_ids,
-            "has_artifacts": record.has_artifacts,
+            "labels": label_ids,
+            "has_artifacts": label_ids != [NO_ARTIFACTS_ID],
             "artifacts": [{"bbox": box.bbox, "label": box.label, "caption": box.caption} for box in record.boxes],
             "other_artifacts_caption": record.other_artifacts_caption,
             "t2i_misalignment_caption": record.t2i_misalignment_caption,
@@ -155,11 +161,12 @@ def example_for(config_name: str, record: ReleaseRecord, *, instruction: str | N
     if config_name == "classification":
         instruction = instruction or classification_instruction()
         answer = format_classification_answer(
-            [i for i in record.label_ids if NAMES[i] != "No artifacts"], other_caption=record.other_artifacts_caption
+            [i for i in label_ids if i != NO_ARTIFACTS_ID],
+            other_caption=answer_other_caption(record.other_artifacts_caption, label_rule),
         )
     elif config_name == "detection":
         instruction = instruction or detection_instruction()
-        answer = _detection_answer(record)
+        answer = _detection_answer(record, label_rule)
     else:
         raise ValueError(f"Unknown config {config_name!r}; expected one of {', '.join(CONFIG_NAMES)}")
     return {
@@ -167,7 +174,7 @@ def example_for(config_name: str, record: ReleaseRecord, *, instruction: str | N
         "prompt": _messages(user_message(instruction)),
         "completion": _messages(assistant_message(answer)),
         "image_id": record.image_id,
-        "labels": record.label_ids,
+        "labels": label_ids,
     }
 
 
@@ -179,11 +186,18 @@ class SynArtifact1KConfig(datasets.BuilderConfig):
         skip_invalid: leave out images with problems instead of failing (they are logged).
         verify_images: decode every image once while validating, to catch truncated files.
         max_image_pixels: refuse larger images (decompression bombs).
+        label_rule: ``"boxes+caption"`` (default) or ``"boxes"`` (the paper's counts); see
+            :mod:`~synartifact_hf.data.label_rules`.
     """
 
     skip_invalid: bool = False
     verify_images: bool = True
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    label_rule: str = DEFAULT_LABEL_RULE
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_label_rule(self.label_rule)
 
 
 class SynArtifact1K(datasets.GeneratorBasedBuilder):
@@ -248,4 +262,6 @@ class SynArtifact1K(datasets.GeneratorBasedBuilder):
         )()
         for shard_index, shard in enumerate(shards):
             for index, record in enumerate(shard):
-                yield Key(shard_index, index), example_for(self.config.name, record, instruction=instruction)
+                yield Key(shard_index, index), example_for(
+                    self.config.name, record, instruction=instruction, label_rule=self.config.label_rule
+                )

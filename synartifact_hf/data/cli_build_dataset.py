@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from .builder import CONFIG_NAMES
+from .label_rules import DEFAULT_LABEL_RULE, LABEL_RULES
 from .release import DEFAULT_MAX_IMAGE_PIXELS, ReleaseError
 
 
@@ -26,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, help="refuse larger images (bombs)"
     )
+    parser.add_argument(
+        "--label-rule",
+        choices=LABEL_RULES,
+        default=DEFAULT_LABEL_RULE,
+        help="what makes labels: boxes + other-artifacts caption (default), or boxes only (the paper's counts)",
+    )
     parser.add_argument("--max-shard-mb", type=int, default=500, help="image megabytes per parquet file")
 
 
@@ -44,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             verify_images=not args.no_verify_images,
             max_image_pixels=args.max_image_pixels,
             max_shard_size=args.max_shard_mb * 2**20,
+            label_rule=args.label_rule,
         )
     except (ReleaseError, FileExistsError, ValueError) as err:
         print(f"build-dataset: error: {err}")

@@ -10,7 +10,9 @@ Layout of ``OUT_DIR``::
 so ``load_dataset(OUT_DIR)`` and ``load_dataset(OUT_DIR, "classification")`` work locally, and
 ``push-dataset`` publishes the folder as it is. Everything is written to a temporary sibling folder
 and renamed into place at the end: a failed build leaves nothing behind, and an existing ``OUT_DIR``
-is replaced only with ``overwrite=True``.
+is replaced only with ``overwrite=True``. A build killed outright (``kill -9``) cannot clean up; the next
+build of the same ``OUT_DIR`` removes such leftovers when they are provably its own (see
+:mod:`~synartifact_hf.data.staging`) and reports any other.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import logging
 import math
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cards import render_card, split_front_matter
+from ..paper import CITATION
 from ..taxonomy import CLASSES
-from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, SynArtifact1K
+from .builder import CONFIG_NAMES, HOMEPAGE, SynArtifact1K
+from .label_rules import DEFAULT_LABEL_RULE, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
+from .staging import StaleFolder, make_staging, swap_into_place, sweep_stale_staging
 from .statistics import DatasetStatistics, compute_statistics
 
 __all__ = [
@@ -61,6 +65,8 @@ class BuildReport:
     files: list[str]  # relative to out_dir
     skipped: list[SkippedFile]
     statistics: DatasetStatistics
+    label_rule: str = DEFAULT_LABEL_RULE
+    stale_folders: list[StaleFolder] = field(default_factory=list)  # leftovers of killed builds (see staging)
     seconds: float = 0.0
     images_per_second: float = 0.0  # release images per second, whole build (all configs)
 
@@ -73,9 +79,12 @@ class BuildReport:
             lines.append(f"  {config}: " + ", ".join(f"{split} {n}" for split, n in splits.items()))
         stats = self.statistics
         lines.append(
-            f"  label rule: {stats.total('with_artifacts')} images with artifacts, "
-            f"{stats.total('without_artifacts')} without"
+            f"  label rule {self.label_rule!r}: {stats.total('with_artifacts')} images with artifacts, "
+            f"{stats.total('without_artifacts')} without (rule 'boxes': {stats.with_artifacts_under('boxes')}, "
+            f"rule 'boxes+caption': {stats.with_artifacts_under('boxes+caption')})"
         )
+        for item in self.stale_folders:
+            lines.append(f"  stale build folder {item}")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} file(s):")
             lines.extend(f"    {item}" for item in self.skipped)
@@ -89,10 +98,10 @@ def shard_file_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def default_row(record: ReleaseRecord) -> dict:
+def default_row(record: ReleaseRecord, label_rule: str = DEFAULT_LABEL_RULE) -> dict:
     """The ``default`` row of a record without its image (what the statistics count)."""
     return {
-        "labels": record.labels,
+        "labels": record.label_ids_under(label_rule),
         "artifacts": [{"bbox": b.bbox, "label": b.label, "caption": b.caption} for b in record.boxes],
         "generator": record.generator,
         "prompt_source": record.prompt_source,
@@ -127,6 +136,14 @@ def _yaml_block(value) -> str:
     import yaml
 
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
+
+
+_LABEL_RULE_TEXT = {
+    "boxes+caption": 'the classes of the image\'s boxes, plus "Other artifacts" when the other-artifacts '
+    "caption is not \"None\"",
+    "boxes": "the classes of the image's boxes only (the paper's counting; the other-artifacts caption stays in "
+    "`other_artifacts_caption` but makes no label and is not in the reference answers)",
+}
 
 
 def _class_table() -> str:
@@ -176,9 +193,14 @@ def _write_config(
     *,
     num_proc: int | None,
     max_shard_size: int,
+    label_rule: str,
 ) -> tuple[dict[str, int], list[str], dict]:
     builder = SynArtifact1K(
-        data_dir=str(raw_dir), config_name=config, cache_dir=str(staging / ".cache"), release=release
+        data_dir=str(raw_dir),
+        config_name=config,
+        cache_dir=str(staging / ".cache"),
+        release=release,
+        label_rule=label_rule,
     )
     builder.download_and_prepare(num_proc=num_proc if num_proc and num_proc > 1 else None)
     rows, files = {}, []
@@ -277,6 +299,7 @@ def _render_dataset_card(
     stats: DatasetStatistics,
     skipped: list[SkippedFile],
     pretty_name: str,
+    label_rule: str,
 ) -> str:
     from .. import __name__ as package_name
 
@@ -305,6 +328,9 @@ def _render_dataset_card(
         skipped_note=skipped_note,
         configs_present=", ".join(f"`{c}`" for c in configs),
         load_path=out_name,
+        label_rule=label_rule,
+        label_rule_text=_LABEL_RULE_TEXT[label_rule],
+        label_rule_table=stats.label_rule_table(label_rule),
         with_artifacts=stats.total("with_artifacts"),
         without_artifacts=stats.total("without_artifacts"),
         class_table=_class_table(),
@@ -333,6 +359,7 @@ def build_dataset(
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
     pretty_name: str = "SynArtifact-1K",
     progress: bool = True,
+    label_rule: str = DEFAULT_LABEL_RULE,
 ) -> BuildReport:
     """Validate the release in ``raw_dir`` and write the Hub-ready folder ``out_dir``.
 
@@ -348,6 +375,8 @@ def build_dataset(
         max_shard_size: target bytes of image data per parquet file.
         pretty_name: title of the card.
         progress: show progress bars.
+        label_rule: what makes ``labels`` / ``has_artifacts``: ``"boxes+caption"`` (default) or
+            ``"boxes"`` (the paper's counts); see :mod:`~synartifact_hf.data.label_rules`.
     """
     start = time.perf_counter()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
@@ -355,7 +384,9 @@ def build_dataset(
     unknown = [c for c in configs if c not in CONFIG_NAMES]
     if not configs or unknown:
         raise ValueError(f"configs must be a non-empty subset of {', '.join(CONFIG_NAMES)}; got {configs}")
+    check_label_rule(label_rule)
     _check_out_dir(raw_dir, out_dir, overwrite)
+    stale = sweep_stale_staging(out_dir)
 
     release = scan_release(
         raw_dir,
@@ -365,11 +396,12 @@ def build_dataset(
         num_proc=num_proc,
         progress=progress,
     )
-    stats = compute_statistics({split: map(default_row, recs) for split, recs in release.records.items() if recs})
+    stats = compute_statistics(
+        {split: [default_row(r, label_rule) for r in recs] for split, recs in release.records.items() if recs}
+    )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging = make_staging(out_dir)
     try:
         rows: dict[str, dict[str, int]] = {}
         files: list[str] = []
@@ -377,7 +409,13 @@ def build_dataset(
         with _progress_bars(progress):
             for config in configs:
                 rows[config], config_files, info = _write_config(
-                    config, raw_dir, release, staging, num_proc=num_proc, max_shard_size=max_shard_size
+                    config,
+                    raw_dir,
+                    release,
+                    staging,
+                    num_proc=num_proc,
+                    max_shard_size=max_shard_size,
+                    label_rule=label_rule,
                 )
                 files.extend(config_files)
                 infos.append(info)
@@ -388,13 +426,15 @@ def build_dataset(
         plot_class_distribution(
             {split: dict(stats.images_per_class[split]) for split in stats.splits},
             staging / CHART_FILE,
-            title=f"{pretty_name}: images per class (label rule)",
+            title=f"{pretty_name}: images per class (label rule {label_rule!r})",
             images=stats.images,
         )
         split_names = {config: list(rows[config]) for config in configs}
-        card = _render_dataset_card(out_dir.name, configs, split_names, infos, stats, release.skipped, pretty_name)
+        card = _render_dataset_card(
+            out_dir.name, configs, split_names, infos, stats, release.skipped, pretty_name, label_rule
+        )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        _swap_into_place(staging, out_dir)
+        swap_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -407,23 +447,11 @@ def build_dataset(
         files=sorted([CARD_FILE, CHART_FILE, *files]),
         skipped=list(release.skipped),
         statistics=stats,
+        label_rule=label_rule,
+        stale_folders=stale,
         seconds=seconds,
         images_per_second=release.num_records / seconds if seconds else 0.0,
     )
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    out_dir.rename(old)
-    try:
-        staging.rename(out_dir)
-    except BaseException:
-        old.rename(out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def card_statistics(out_dir: str | Path) -> str:

@@ -20,7 +20,7 @@ ever written to.
 (['test', 'train'], 18, [])
 >>> rec = release.records["train"][0]
 >>> rec.file_name, rec.generator, rec.labels
-('sub_data_0/images/000000008.png', 'Stable Diffusion 2.1-v', ['Distorted and deformed components', 'Omitted components', 'Other artifacts'])
+('sub_data_0/images/000000012.png', 'Stable Diffusion 2.1-v', ['Distorted and deformed components', 'Omitted components', 'Other artifacts'])
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..taxonomy import NAMES, NO_ARTIFACTS_ID, OTHER_ARTIFACTS_ID
+from ..taxonomy import NAMES, NO_ARTIFACTS_ID
+from .label_rules import DEFAULT_LABEL_RULE, label_ids_for
 
 __all__ = [
     "SPLIT_FILES",
@@ -123,12 +124,12 @@ class ReleaseRecord:
 
     @property
     def label_ids(self) -> list[int]:
-        """The label rule: classes of the boxes, plus "Other artifacts" when an other-artifacts caption is
-        present; ``[13]`` ("No artifacts") when that is empty. Sorted taxonomy ids."""
-        ids = {box.label for box in self.boxes}
-        if self.other_artifacts_caption is not None:
-            ids.add(OTHER_ARTIFACTS_ID)
-        return sorted(ids) if ids else [NO_ARTIFACTS_ID]
+        """Sorted taxonomy ids under the default label rule (see :mod:`~synartifact_hf.data.label_rules`)."""
+        return self.label_ids_under(DEFAULT_LABEL_RULE)
+
+    def label_ids_under(self, rule: str) -> list[int]:
+        """Sorted taxonomy ids under ``rule`` (``"boxes+caption"`` or ``"boxes"``)."""
+        return label_ids_for((box.label for box in self.boxes), self.other_artifacts_caption, rule)
 
     @property
     def labels(self) -> list[str]:

@@ -1,9 +1,11 @@
-"""The embedded sample: 18 real SynArtifact-1K annotations with placeholder images, in the release layout.
+"""The embedded sample: 18 annotations written for this project in the SynArtifact-1K release's exact
+schema, with placeholder images, in the release layout.
 
-The JSON files under ``sample/`` are byte-for-byte copies from the public release (repository
-``BBBiiinnn/SynArtifact``, commit ``07d38dd9``); the images are NOT the release's images but flat
-placeholders (a colour, the word PLACEHOLDER, the id, the generator and the size) at the size each
-generator produces, picked so that every annotated box fits. ``sample/README.md`` lists them.
+The JSON files under ``sample/`` are NOT the release's (which states no license): prompts, boxes,
+classes and captions were written for synartifact-hf, in the release's schema with every quirk of its
+files (see ``sample/README.md``). The images are flat placeholders (a colour, the word PLACEHOLDER,
+the id, the generator and the size) at the size each generator produces, picked so that every
+annotated box fits.
 
 >>> from synartifact_hf.data.sample import SAMPLE_DIR, SAMPLE_FILES
 >>> (SAMPLE_DIR / "train.txt").is_file(), len(SAMPLE_FILES)
@@ -24,29 +26,29 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 
 # (split, path relative to data/) of the sample images, in split-list order.
 SAMPLE_FILES: tuple[tuple[str, str], ...] = (
-    ("train", "sub_data_0/images/000000008.png"),
-    ("train", "sub_data_0/images/000000209.jpg"),
-    ("train", "sub_data_0/images/000000954.png"),
-    ("train", "sub_data_1/images/000000045.png"),
-    ("train", "sub_data_1/images/000000530.webp"),
-    ("train", "sub_data_1/images/000001152.png"),
-    ("train", "sub_data_2/images/000000903.png"),
-    ("train", "sub_data_3/images/000000756.png"),
-    ("train", "sub_data_3/images/000000952.png"),
-    ("train", "sub_data_4/images/000000848.png"),
-    ("train", "sub_data_4/images/000001079.png"),
-    ("train", "sub_data_4/images/000001356.webp"),
-    ("test", "sub_data_0/images/000000001.png"),
-    ("test", "sub_data_0/images/000000306.jpg"),
-    ("test", "sub_data_1/images/000000201.jpg"),
-    ("test", "sub_data_2/images/000000002.png"),
-    ("test", "sub_data_2/images/000001157.png"),
-    ("test", "sub_data_4/images/000001295.webp"),
+    ("train", "sub_data_0/images/000000012.png"),
+    ("train", "sub_data_0/images/000000233.jpg"),
+    ("train", "sub_data_0/images/000000961.png"),
+    ("train", "sub_data_1/images/000000077.png"),
+    ("train", "sub_data_1/images/000000588.webp"),
+    ("train", "sub_data_1/images/000001134.png"),
+    ("train", "sub_data_2/images/000000871.png"),
+    ("train", "sub_data_3/images/000000719.png"),
+    ("train", "sub_data_3/images/000000987.png"),
+    ("train", "sub_data_4/images/000000826.png"),
+    ("train", "sub_data_4/images/000001047.png"),
+    ("train", "sub_data_4/images/000001388.webp"),
+    ("test", "sub_data_0/images/000000037.png"),
+    ("test", "sub_data_0/images/000000342.jpg"),
+    ("test", "sub_data_1/images/000000268.jpg"),
+    ("test", "sub_data_2/images/000000019.png"),
+    ("test", "sub_data_2/images/000001176.png"),
+    ("test", "sub_data_2/images/000001263.webp"),
 )
 
-# Native output size per generator. The release's images are not in the sample, so these are the
-# generators' defaults; ImageRewardDB ("Stable Diffusion") images vary, and a box reaching x=720 in
-# 000001295 means that one is at least 768 wide, so sizes are bumped until every box fits.
+# Native output size per generator (the generators' defaults); ImageRewardDB ("Stable Diffusion")
+# images vary in size in the release, so sizes are bumped until every box fits (000000588 and
+# 000001263 have boxes reaching past x=512, so they are 768x512).
 _NATIVE_SIZE = {
     "Stable Diffusion 2.1-v": (768, 768),
     "Stable Diffusion 2.1": (768, 768),
@@ -102,7 +104,7 @@ def write_placeholders(root: Path = SAMPLE_DIR) -> list[tuple[str, int, int]]:
         image = placeholder_image(
             width,
             height,
-            [f"{stem}  {width}x{height}", meta["Model Type"], "not the SynArtifact-1K image"],
+            [f"{stem}  {width}x{height}", meta["Model Type"], "not a SynArtifact-1K image"],
             _COLORS.get(meta["Model Type"], _DEFAULT_COLOR),
         )
         buf = io.BytesIO()

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..taxonomy import NAMES, NO_ARTIFACTS
+from .label_rules import LABEL_RULES, PAPER_WITH_ARTIFACTS, PAPER_WITHOUT_ARTIFACTS, check_label_rule
 
 __all__ = ["DatasetStatistics", "compute_statistics", "BOX_BINS"]
 
@@ -40,6 +41,10 @@ class DatasetStatistics:
     other_captions: dict[str, int] = field(default_factory=dict)
     t2i_captions: dict[str, int] = field(default_factory=dict)
     boxes: dict[str, int] = field(default_factory=dict)
+    # Both label rules' counts, whichever rule ``labels`` follows: images with at least one box, and
+    # images with no box but an other-artifacts caption (the difference between the two rules).
+    with_boxes: dict[str, int] = field(default_factory=dict)
+    other_caption_only: dict[str, int] = field(default_factory=dict)
 
     @property
     def splits(self) -> list[str]:
@@ -47,6 +52,33 @@ class DatasetStatistics:
 
     def total(self, attribute: str) -> int:
         return sum(getattr(self, attribute).values())
+
+    def with_artifacts_under(self, rule: str) -> int:
+        """Images with artifacts, all splits, under a label rule (``"boxes"`` or ``"boxes+caption"``)."""
+        extra = self.total("other_caption_only") if check_label_rule(rule) == "boxes+caption" else 0
+        return self.total("with_boxes") + extra
+
+    def label_rule_table(self, rule: str) -> str:
+        """Markdown: images with / without artifacts under both rules and in the paper; ``rule`` is
+        marked as the one ``labels`` follows."""
+        check_label_rule(rule)
+        n = self.total("images")
+        lines = [
+            "| counted as \"with artifacts\" | with | without | share with |",
+            "|---|---:|---:|---:|",
+        ]
+        meaning = {"boxes": "at least one box", "boxes+caption": "a box or an other-artifacts caption"}
+        for name in sorted(LABEL_RULES, key=lambda r: r != "boxes"):
+            with_art = self.with_artifacts_under(name)
+            mark = " **(`labels` here)**" if name == rule else ""
+            share = f"{100 * with_art / n:.1f} %" if n else "-"
+            lines.append(f"| `{name}`: {meaning[name]}{mark} | {with_art} | {n - with_art} | {share} |")
+        paper_n = PAPER_WITH_ARTIFACTS + PAPER_WITHOUT_ARTIFACTS
+        lines.append(
+            f"| the paper, all {paper_n:,} release images | {PAPER_WITH_ARTIFACTS} | {PAPER_WITHOUT_ARTIFACTS} "
+            f"| {100 * PAPER_WITH_ARTIFACTS / paper_n:.1f} % |"
+        )
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------------------------------
     # Markdown for the card
@@ -80,6 +112,8 @@ class DatasetStatistics:
                 row("images", self.images),
                 row("with artifacts (label rule)", self.with_artifacts),
                 row("without artifacts (\"No artifacts\")", self.without_artifacts),
+                row("with at least one box", self.with_boxes),
+                row("with no box but an other-artifacts caption", self.other_caption_only),
                 row("annotated boxes", self.boxes),
                 "| boxes per image (mean) | "
                 + " | ".join(f"{mean_boxes[s]:.2f}" for s in splits)
@@ -111,7 +145,7 @@ def compute_statistics(rows_by_split: Mapping[str, Iterable[Mapping]]) -> Datase
     """Count ``default``-config rows per split (``labels`` / box ``label`` as ids or names)."""
     stats = DatasetStatistics()
     for split, rows in rows_by_split.items():
-        images = with_art = other = t2i = boxes = 0
+        images = with_art = other = t2i = boxes = with_boxes = caption_only = 0
         per_class, box_class, gens, sources, per_image, sizes = (Counter() for _ in range(6))
         for row in rows:
             images += 1
@@ -121,6 +155,8 @@ def compute_statistics(rows_by_split: Mapping[str, Iterable[Mapping]]) -> Datase
             per_class.update(set(labels))
             artifacts = row["artifacts"]
             boxes += len(artifacts)
+            with_boxes += bool(artifacts)
+            caption_only += not artifacts and row["other_artifacts_caption"] is not None
             box_class.update(_name(a["label"]) for a in artifacts)
             per_image[str(len(artifacts)) if len(artifacts) < 5 else "5+"] += 1
             gens[row["generator"]] += 1
@@ -140,4 +176,6 @@ def compute_statistics(rows_by_split: Mapping[str, Iterable[Mapping]]) -> Datase
         stats.other_captions[split] = other
         stats.t2i_captions[split] = t2i
         stats.boxes[split] = boxes
+        stats.with_boxes[split] = with_boxes
+        stats.other_caption_only[split] = caption_only
     return stats

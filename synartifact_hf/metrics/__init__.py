@@ -12,14 +12,16 @@ Traceback (most recent call last):
 ...
 KeyError: "Unknown synartifact-hf metric 'accuracy'; available metrics are ['artifact_f1', 'artifact_iou']"
 
-Use it as ``evaluate.load(synartifact_hf.metrics.path("artifact_f1"))``.
+Use it as ``evaluate.load(synartifact_hf.metrics.path("artifact_f1"))``, or run :func:`install` once
+(``synartifact-hf install-metrics``; the README's set-up does it) and then ``evaluate.load("artifact_f1")``
+by bare name, offline too: see :mod:`synartifact_hf.metrics.evaluate_cache`.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["METRICS", "path"]
+__all__ = ["METRICS", "InstallResult", "install", "path", "uninstall"]
 
 METRICS: tuple[str, ...] = ("artifact_f1", "artifact_iou")
 
@@ -29,3 +31,6 @@ def path(name: str) -> str:
     if name not in METRICS:
         raise KeyError(f"Unknown synartifact-hf metric {name!r}; available metrics are {list(METRICS)}")
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+
+
+from .evaluate_cache import InstallResult, install, uninstall  # noqa: E402  (it needs METRICS and path)

@@ -1,4 +1,5 @@
-"""Render each metric folder's ``README.md`` (its Hub card) from ``hub_cards/metric_card.md``.
+"""Render each metric folder's ``README.md`` (its Hub card) from ``hub_cards/metric_card.md``, and its
+Spaces ``app.py`` (:mod:`.space_app`).
 
 The card reuses the module's own ``_DESCRIPTION``, ``_KWARGS_DESCRIPTION`` and ``_CITATION`` (read with
 ``ast``, so rendering imports neither evaluate nor datasets); only what a module does not say (how to call
@@ -25,8 +26,9 @@ import textwrap
 
 from ..cards import render_card
 from . import METRICS, path
+from .space_app import SDK_VERSION, render_space_app
 
-__all__ = ["module_strings", "render_metric_card", "write_metric_card"]
+__all__ = ["module_strings", "render_metric_card", "write_metric_card", "write_space_app"]
 
 _EXTRAS = {
     "artifact_f1": {
@@ -163,6 +165,7 @@ def render_metric_card(name: str) -> str:
         "metric_card",
         name=name,
         title=name,
+        sdk_version=SDK_VERSION,
         module_file=f"{name}.py",
         yaml_description="\n".join(
             textwrap.wrap(first_paragraph, 100, initial_indent="  ", subsequent_indent="  ")
@@ -179,9 +182,17 @@ def render_metric_card(name: str) -> str:
 
 def write_metric_card(name: str) -> str:
     """Write ``README.md`` into the metric folder (temp file + rename); returns its path."""
-    target = os.path.join(path(name), "README.md")
-    text = render_metric_card(name)
-    fd, tmp = tempfile.mkstemp(dir=path(name), prefix=".README.", suffix=".tmp")
+    return _write(name, "README.md", render_metric_card(name))
+
+
+def write_space_app(name: str) -> str:
+    """Write the Spaces ``app.py`` into the metric folder (temp file + rename); returns its path."""
+    return _write(name, "app.py", render_space_app(name))
+
+
+def _write(name: str, file_name: str, text: str) -> str:
+    target = os.path.join(path(name), file_name)
+    fd, tmp = tempfile.mkstemp(dir=path(name), prefix=f".{file_name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -195,6 +206,7 @@ def write_metric_card(name: str) -> str:
 def main(argv=None) -> int:
     for name in argv or METRICS:
         print(write_metric_card(name))
+        print(write_space_app(name))
     return 0
 
 

@@ -13,6 +13,7 @@ from .freezing import (
     prepare_model_for_training,
     trainable_summary,
 )
+from .launch import check_launch
 from .model_card import render_model_card, write_model_card
 from .parts import VLMParts, VLMPartsNotFoundError, find_vlm_parts, unwrap_model
 
@@ -23,6 +24,7 @@ __all__ = [
     "VLMParts",
     "VLMPartsNotFoundError",
     "assemble_llava",
+    "check_launch",
     "find_vlm_parts",
     "load_projector_weights",
     "lora_config_for",

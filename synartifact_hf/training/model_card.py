@@ -103,7 +103,7 @@ def render_model_card(
         report: the :class:`~synartifact_hf.evaluation.EvaluationReport` of the final evaluation, or None.
     """
     from ..cards import render_card
-    from ..data.builder import CITATION
+    from ..paper import CITATION
 
     if llm_mode not in _MODE_TEXT:
         raise ValueError(f"llm_mode must be one of {sorted(_MODE_TEXT)}, got {llm_mode!r}")

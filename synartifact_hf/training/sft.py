@@ -222,6 +222,7 @@ def train_classifier(script_args, training_args, model_args) -> SFTRun | None:
     from ..pipeline import add_pipeline_code
     from .checkpoint import merge_lora_checkpoint
     from .freezing import lora_config_for, prepare_model_for_training
+    from .launch import check_launch
     from .model_card import write_model_card
 
     # Push once, at the end, with our model card (the Trainer would push every save with its own card).
@@ -237,6 +238,7 @@ def train_classifier(script_args, training_args, model_args) -> SFTRun | None:
 
     train_dataset = load_training_data(script_args)
     trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
+    check_launch(trainer.accelerator.state)  # the state that knows FSDP / DeepSpeed; fail before training
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
     if not trainer.is_world_process_zero():

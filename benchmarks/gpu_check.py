@@ -1,0 +1,227 @@
+"""One GPU check: classifier pipeline, DDPO and reward at real shapes, random weights, one table.
+
+Nothing is downloaded: every model is built from its config with random weights directly on the device
+(bench_pipeline.py's LLaVA builder, synartifact_hf.tiny_diffusion's Stable Diffusion builder), so the
+numbers are speeds and memory, never quality. The checks, in order (``CHECKS``; a new row such as an
+SDXL DDPO check is one more ``Check`` in that list):
+
+* ``pipeline``: ``pipeline("artifact-classification")`` at LLaVA-1.5-7B shape in bf16: images/s at batch
+  1 / 8 / 32 (answers forced to the same length), the cost of ``return_scores=True`` relative to
+  generation alone, and one batch's time split into image encoding, prefill and decoding;
+* ``ddpo``: our DDPOTrainer at Stable Diffusion v1.5 shape, 512 px, LoRA, fp16 mixed precision: seconds
+  per image for sampling (DDIM with log-probs, guidance) and for training (every timestep), and the peak
+  GPU memory of the epoch. Its reward is a cheap colour statistic, so that these are the diffusion costs
+  alone; the artifact reward has its own row;
+* ``reward``: ``ArtifactReward`` (Eq. 4: the 7B-shaped classifier answers, MiniLM BERTScore) on the same
+  pipeline: answers/s end to end and the BERTScore share.
+
+    python benchmarks/gpu_check.py            # one GPU (H200: well under 8 minutes)
+    python benchmarks/gpu_check.py --smoke    # the same code at tiny shapes on CPU (tests/test_gpu_check.py)
+    python benchmarks/gpu_check.py --only ddpo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pipeline, beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bench_pipeline  # noqa: E402
+import torch  # noqa: E402
+
+
+@dataclass
+class Setup:
+    """What the checks run at: real shapes on a GPU, or tiny shapes on CPU (``--smoke``)."""
+
+    device: str
+    llava_shape: str  # a key of bench_pipeline.SHAPES
+    sd_shape: str  # a key of synartifact_hf.tiny_diffusion.SD_SHAPES
+    batch_sizes: tuple[int, ...]
+    new_tokens: int  # forced answer length for the pipeline rows
+    reward_tokens: int  # answer budget of the reward's classifier
+    ddpo_steps: int
+    ddpo_batch: int
+    ddpo_mixed_precision: str
+    cache: dict = field(default_factory=dict)  # models shared between checks (the 7B pipeline)
+
+    @property
+    def num_images(self) -> int:
+        return max(self.batch_sizes)
+
+    def classifier(self):
+        if "classifier" not in self.cache:
+            self.cache["classifier"] = bench_pipeline.build_classifier(self.llava_shape, self.device)
+        return self.cache["classifier"]
+
+
+GPU = dict(llava_shape="7b", sd_shape="sd15", batch_sizes=(1, 8, 32), new_tokens=32, reward_tokens=64,
+           ddpo_steps=20, ddpo_batch=8, ddpo_mixed_precision="fp16")
+SMOKE = dict(device="cpu", llava_shape="tiny", sd_shape="tiny", batch_sizes=(1, 2), new_tokens=2, reward_tokens=4,
+             ddpo_steps=2, ddpo_batch=2, ddpo_mixed_precision="no")
+
+Row = tuple[str, float, str]  # metric, value, unit
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def pipeline_check(setup: Setup) -> list[Row]:
+    classifier, model, processor, seconds = setup.classifier()
+    images = bench_pipeline.sample_images(setup.num_images)
+    gen = bench_pipeline.generation_kwargs(setup.new_tokens)
+    classifier(images[:2], batch_size=2, return_scores=True, **gen)  # warm-up (kernels, allocator)
+    rows: list[Row] = [("build (random weights on device)", seconds, "s"),
+                       ("parameters", sum(p.numel() for p in model.parameters()) / 1e9, "B")]
+    rates = bench_pipeline.throughput(classifier, images, setup.batch_sizes, setup.new_tokens, setup.device)
+    rows += [(f"batch {bs}", rate, "images/s") for bs, rate in rates.items()]
+    big = setup.num_images
+    scored, plain = bench_pipeline.scores_overhead(classifier, images, big, setup.new_tokens, setup.device)
+    rows.append((f"return_scores / generation alone, batch {big}", scored / plain, "x"))
+    t_enc, t_pre, t_dec = bench_pipeline.time_split(model, processor, images, big, setup.new_tokens, setup.device)
+    rows += [(f"batch {big}: image encoding", 1000 * t_enc, "ms"), (f"batch {big}: prefill", 1000 * t_pre, "ms"),
+             (f"batch {big}: decoding ({setup.new_tokens} tokens)", 1000 * t_dec, "ms")]
+    return rows
+
+
+class _ColourReward:
+    """mean(green) - mean(red): a reward that costs nothing next to the diffusion model."""
+
+    def __call__(self, images, prompts, metadata):
+        return (images[:, 1] - images[:, 0]).float().mean((1, 2)).cpu(), {}
+
+
+def ddpo_check(setup: Setup) -> list[Row]:
+    import tempfile
+
+    from diffusers import StableDiffusionPipeline
+
+    from synartifact_hf.ddpo import DDPOConfig, DDPOTrainer, PromptList
+    from synartifact_hf.tiny_diffusion import SD_SHAPES, sd_pipeline
+
+    before = torch.cuda.memory_allocated() if setup.device.startswith("cuda") else 0  # the cached 7B model
+    start = time.perf_counter()
+    pipe: StableDiffusionPipeline = sd_pipeline(setup.sd_shape, seed=0, device=setup.device)
+    pipe.set_progress_bar_config(disable=True)
+    built = time.perf_counter() - start
+    n = setup.ddpo_batch
+    marks: dict[str, float] = {}
+
+    def after_sampling(prompt_image_data, step, tracker):  # called between sampling+reward and training
+        _sync(setup.device)
+        marks["sampled"] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as logdir:
+        config = DDPOConfig(
+            logdir=logdir, num_epochs=2, sample_num_steps=setup.ddpo_steps, sample_batch_size=n,
+            sample_num_batches_per_epoch=1, train_batch_size=max(1, n // 2), train_gradient_accumulation_steps=2,
+            use_lora=True, mixed_precision=setup.ddpo_mixed_precision, save_freq=0, log_images=False,
+            accelerator_kwargs={"cpu": setup.device == "cpu"},
+        )
+        trainer = DDPOTrainer(config, _ColourReward(), PromptList(["a goldfish", "a tree frog"]), pipe,
+                              image_samples_hook=after_sampling)
+        trainer.step(0, 0)  # warm-up epoch
+        if setup.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        _sync(setup.device)
+        t0 = time.perf_counter()
+        trainer.step(1, trainer.global_step)
+        _sync(setup.device)
+        t1 = time.perf_counter()
+    size = SD_SHAPES[setup.sd_shape]["image_size"]
+    rows: list[Row] = [
+        ("build (random weights on device)", built, "s"),
+        (f"sampling, {setup.ddpo_steps} DDIM steps, {size} px, batch {n}", (marks["sampled"] - t0) / n, "s/image"),
+        (f"training, {trainer.num_train_timesteps} timesteps", (t1 - marks["sampled"]) / n, "s/image"),
+    ]
+    if setup.device.startswith("cuda"):
+        rows.append(("peak GPU memory of the epoch (SD + LoRA + optimizer + activations)",
+                     (torch.cuda.max_memory_allocated() - before) / 2**30, "GiB"))
+    del trainer, pipe
+    return rows
+
+
+def reward_check(setup: Setup) -> list[Row]:
+    from synartifact_hf.reward import ArtifactReward
+
+    classifier, *_ = setup.classifier()
+    images = bench_pipeline.sample_images(setup.num_images)
+    # forced answer length: random weights never stop early, real classifiers answer in ~10-40 tokens
+    reward = ArtifactReward(classifier, batch_size=setup.num_images, device=setup.device,
+                            classifier_kwargs=bench_pipeline.generation_kwargs(setup.reward_tokens))
+    reward(images[:2])  # loads MiniLM, embeds the 14 phrases once
+    _sync(setup.device)
+    start = time.perf_counter()
+    outputs = reward.classify(images)
+    _sync(setup.device)
+    middle = time.perf_counter()
+    reward.rewards_from_outputs(outputs)
+    _sync(setup.device)
+    end = time.perf_counter()
+    return [(f"answers/s, batch {setup.num_images}, {setup.reward_tokens}-token answers", len(images) / (end - start),
+             "answers/s"), ("BERTScore share of the reward's time", 100 * (end - middle) / (end - start), "%")]
+
+
+@dataclass
+class Check:
+    name: str
+    run: Callable[[Setup], list[Row]]
+    needs: str  # what it measures at full size, for the table header
+
+
+CHECKS = [
+    Check("pipeline", pipeline_check, "LLaVA-1.5-7B shape, bf16"),
+    Check("ddpo", ddpo_check, "SD-1.5 shape, 512 px, LoRA, fp16"),
+    Check("reward", reward_check, "Eq. 4 on the 7B-shaped classifier"),
+]
+
+
+def format_table(results: list[tuple[Check, list[Row]]], title: str) -> str:
+    lines = [title, "", "| check | metric | value | unit |", "|---|---|---:|---|"]
+    for check, rows in results:
+        for metric, value, unit in rows:
+            lines.append(f"| {check.name} | {metric} | {value:.4g} | {unit} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes on CPU (what the test suite runs)")
+    parser.add_argument("--device", default="cuda", help="device of the full-size run")
+    parser.add_argument("--only", nargs="+", choices=[c.name for c in CHECKS], help="run these checks only")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    if args.smoke:
+        setup = Setup(**SMOKE)
+        torch.set_num_threads(1)  # tiny kernels; a shared CPU makes more threads slower
+    else:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            parser.error("no CUDA device: run on a GPU machine, or pass --smoke for the CPU smoke run")
+        setup = Setup(device=args.device, **GPU)
+    where = torch.cuda.get_device_name() if setup.device.startswith("cuda") else "CPU"
+    start = time.perf_counter()
+    results = []
+    for check in CHECKS:
+        if args.only and check.name not in args.only:
+            continue
+        print(f"[{time.perf_counter() - start:6.1f}s] {check.name}: {check.needs}" + (" (smoke: tiny)" if args.smoke else ""))
+        results.append((check, check.run(setup)))
+    title = (f"gpu_check {'--smoke ' if args.smoke else ''}on {where}, torch {torch.__version__}, "
+             f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s")
+    print(format_table(results, title))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
