@@ -241,24 +241,28 @@ def train_classifier(script_args, training_args, model_args) -> SFTRun | None:
     check_launch(trainer.accelerator.state)  # the state that knows FSDP / DeepSpeed; fail before training
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)  # every process: gathers ZeRO-3 / FSDP shards
-    if not trainer.is_world_process_zero():
-        return None
-    processor.save_pretrained(training_args.output_dir)
-    if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
-        merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
-    if script_args.share_pipeline_code:
-        add_pipeline_code(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(training_args.output_dir)
+        if model_args.llm_mode == "lora":  # merged weights for the pipeline, the adapter kept in lora_adapter/
+            merge_lora_checkpoint(load_model_and_processor(model_args)[0], training_args.output_dir)
+        if script_args.share_pipeline_code:
+            add_pipeline_code(training_args.output_dir)
+    trainer.accelerator.wait_for_everyone()  # the checkpoint folder is complete before anyone evaluates it
 
     report = None
     if script_args.evaluate_after_training:
         from ..evaluation import evaluate_checkpoint
 
+        # Every process classifies its share of the split (synartifact_hf.scaleout); the main one writes.
         report = evaluate_checkpoint(
             training_args.output_dir, script_args.dataset_name, config=script_args.dataset_config,
             split=script_args.dataset_test_split, output_dir=os.path.join(training_args.output_dir, "eval"),
             batch_size=script_args.eval_batch_size, max_new_tokens=script_args.eval_max_new_tokens,
             max_samples=script_args.max_eval_samples, paper_row=script_args.paper_row,
         )
+    if not trainer.is_world_process_zero():
+        return None
+    if report is not None:
         print(report.to_markdown())
     write_model_card(training_args.output_dir, **card_values(script_args, training_args, model_args, summary, report,
                                                              len(train_dataset)))
