@@ -12,6 +12,8 @@ SDXL DDPO check is one more ``Check`` in that list):
   per image for sampling (DDIM with log-probs, guidance) and for training (every timestep), and the peak
   GPU memory of the epoch. Its reward is a cheap colour statistic, so that these are the diffusion costs
   alone; the artifact reward has its own row;
+* ``ddpo_sdxl``: the same trainer at SDXL-base shape, 1024 px, LoRA, fp16, gradient checkpointing off and
+  on (bench_ddpo_sdxl.py): seconds per image for sampling and training, peak GPU memory of the epoch;
 * ``reward``: ``ArtifactReward`` (Eq. 4: the 7B-shaped classifier answers, MiniLM BERTScore) on the same
   pipeline: answers/s end to end and the BERTScore share.
 
@@ -46,6 +48,7 @@ class Setup:
     device: str
     llava_shape: str  # a key of bench_pipeline.SHAPES
     sd_shape: str  # a key of synartifact_hf.tiny_diffusion.SD_SHAPES
+    sdxl_shape: str  # "sdxl-base" (real shape, random weights) or "tiny" (bench_ddpo_sdxl.measure_sdxl_ddpo)
     batch_sizes: tuple[int, ...]
     new_tokens: int  # forced answer length for the pipeline rows
     reward_tokens: int  # answer budget of the reward's classifier
@@ -64,9 +67,9 @@ class Setup:
         return self.cache["classifier"]
 
 
-GPU = dict(llava_shape="7b", sd_shape="sd15", batch_sizes=(1, 8, 32), new_tokens=32, reward_tokens=64,
+GPU = dict(llava_shape="7b", sd_shape="sd15", sdxl_shape="sdxl-base", batch_sizes=(1, 8, 32), new_tokens=32, reward_tokens=64,
            ddpo_steps=20, ddpo_batch=8, ddpo_mixed_precision="fp16")
-SMOKE = dict(device="cpu", llava_shape="tiny", sd_shape="tiny", batch_sizes=(1, 2), new_tokens=2, reward_tokens=4,
+SMOKE = dict(device="cpu", llava_shape="tiny", sd_shape="tiny", sdxl_shape="tiny", batch_sizes=(1, 2), new_tokens=2, reward_tokens=4,
              ddpo_steps=2, ddpo_batch=2, ddpo_mixed_precision="no")
 
 Row = tuple[str, float, str]  # metric, value, unit
@@ -152,6 +155,22 @@ def ddpo_check(setup: Setup) -> list[Row]:
     return rows
 
 
+def ddpo_sdxl_check(setup: Setup) -> list[Row]:
+    from bench_ddpo_sdxl import measure_sdxl_ddpo
+
+    rows: list[Row] = []
+    for checkpointing in (False, True):
+        m = measure_sdxl_ddpo(gradient_checkpointing=checkpointing, shape=setup.sdxl_shape, resolution=None,
+                              mixed_precision=setup.ddpo_mixed_precision, sample_num_steps=setup.ddpo_steps,
+                              images=2, train_batch_size=1, device=setup.device)
+        label = f"gradient checkpointing {'on' if checkpointing else 'off'}, {m['resolution']} px"
+        rows += [(f"{label}: sampling", m["s_per_image_sampling"], "s/image"),
+                 (f"{label}: training", m["s_per_image_training"], "s/image")]
+        if m["peak_memory_gib"] is not None:
+            rows.append((f"{label}: peak GPU memory of the epoch", m["peak_memory_gib"], "GiB"))
+    return rows
+
+
 def reward_check(setup: Setup) -> list[Row]:
     from synartifact_hf.reward import ArtifactReward
 
@@ -183,6 +202,7 @@ class Check:
 CHECKS = [
     Check("pipeline", pipeline_check, "LLaVA-1.5-7B shape, bf16"),
     Check("ddpo", ddpo_check, "SD-1.5 shape, 512 px, LoRA, fp16"),
+    Check("ddpo_sdxl", ddpo_sdxl_check, "SDXL-base shape, 1024 px, LoRA, fp16, checkpointing off/on"),
     Check("reward", reward_check, "Eq. 4 on the 7B-shaped classifier"),
 ]
 

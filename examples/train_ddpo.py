@@ -1,5 +1,5 @@
 # Copyright 2026 The synartifact-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Fine-tune Stable Diffusion with DDPO against the SynArtifact artifact reward (paper Sec. 3.4, 4.4).
+"""Fine-tune Stable Diffusion (1.x, 2.x, XL) with DDPO against the SynArtifact artifact reward (paper Sec. 3.4, 4.4).
 
 The paper's setting: Stable Diffusion v1.5, LoRA, learning rate 3e-4, 24 images per epoch (here 8 per
 sampling batch x 3 batches, one optimizer step over all 24), the ImageNet-animal prompts of ddpo-pytorch
@@ -7,7 +7,7 @@ sampling batch x 3 batches, one optimizer step over all 24), the ImageNet-animal
 classifier (``examples/train_classifier.py``). The run writes to ``--output_dir``:
 
 - ``pytorch_lora_weights.safetensors``: the LoRA (``pipe.load_lora_weights(output_dir)``); with
-  ``--use_lora false`` the whole pipeline instead (``StableDiffusionPipeline.from_pretrained``);
+  ``--use_lora false`` the whole pipeline instead (``<pipeline class>.from_pretrained``);
 - ``reward_curve.png``: mean reward per epoch with a +-1 std band (paper Fig. 8);
 - ``before_after.png``: fixed prompts and seeds before / after fine-tuning, with rewards (paper Fig. 6);
 - ``README.md``: the model card (``hub_cards/ddpo_lora_card.md``); ``history.json``: per-epoch numbers;
@@ -16,6 +16,11 @@ classifier (``examples/train_classifier.py``). The run writes to ``--output_dir`
 
 # The paper's recipe (one GPU with >= 24 GB: SD v1.5 in fp16 + the 7B classifier in bf16)
 python examples/train_ddpo.py --config examples/recipes/ddpo_sd15_lora.yaml \
+    --classifier llava-1.5-7b-synartifact-stage1-llm-frozen
+
+# Stable Diffusion XL base (1024 px, LoRA, fp16 with the VAE upcast for decoding, gradient checkpointing).
+# The pipeline class (StableDiffusionPipeline / StableDiffusionXLPipeline) comes from model_index.json.
+python examples/train_ddpo.py --config examples/recipes/ddpo_sdxl_lora.yaml \
     --classifier llava-1.5-7b-synartifact-stage1-llm-frozen
 
 # Several GPUs: each samples its own batches (24 images per GPU per epoch; see the recipe for the sizes)
@@ -54,7 +59,7 @@ class DDPOScriptArguments:
 
     pretrained_model: str = field(
         default="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        metadata={"help": "Stable Diffusion pipeline (Hub id or folder) to fine-tune."},
+        metadata={"help": "Stable Diffusion 1.x/2.x or SDXL pipeline (Hub id or folder) to fine-tune."},
     )
     pretrained_revision: str | None = field(default=None, metadata={"help": "Revision of pretrained_model."})
     classifier: str = field(
@@ -88,11 +93,13 @@ class DDPOScriptArguments:
 def build_pipeline(args: DDPOScriptArguments, device: str):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(
-        args.pretrained_model, revision=args.pretrained_revision, safety_checker=None, requires_safety_checker=False,
-        use_safetensors=True,
-    )
-    # DDPO's policy is the stochastic DDIM sampler (eta > 0); SD v1.5 ships PNDM
+    from synartifact_hf.ddpo import pipeline_class
+
+    cls = pipeline_class(args.pretrained_model, revision=args.pretrained_revision)
+    # SD 1.x's safety checker would black out images before the reward sees them; SDXL has none
+    extra = dict(safety_checker=None, requires_safety_checker=False) if cls is StableDiffusionPipeline else {}
+    pipe = cls.from_pretrained(args.pretrained_model, revision=args.pretrained_revision, use_safetensors=True, **extra)
+    # DDPO's policy is the stochastic DDIM sampler (eta > 0); SD v1.5 ships PNDM, SDXL Euler
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     # this process's device (cuda:<local rank> under accelerate launch), not every process on cuda:0
@@ -130,6 +137,8 @@ def sample_grid_images(pipe, args: DDPOScriptArguments, config: DDPOConfig):
                 num_inference_steps=config.sample_num_steps,
                 guidance_scale=config.sample_guidance_scale,
                 eta=config.sample_eta,
+                height=config.resolution,
+                width=config.resolution,
                 generator=generator,
                 output_type="pil",
             )
@@ -137,9 +146,11 @@ def sample_grid_images(pipe, args: DDPOScriptArguments, config: DDPOConfig):
     return images
 
 
-def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, grid_rewards) -> dict:
+def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, grid_rewards, pipe) -> dict:
+    from diffusers import StableDiffusionXLPipeline
     from huggingface_hub import ModelCardData
 
+    xl = isinstance(pipe, StableDiffusionXLPipeline)
     is_hub = not os.path.exists(args.pretrained_model)
     model_name = os.path.basename(os.path.normpath(args.output_dir))
     metadata = ModelCardData(
@@ -147,7 +158,7 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
         library_name="diffusers",
         license="other",
         license_name="same-as-base-model",
-        tags=["stable-diffusion", "lora", "ddpo", "synartifact", "text-to-image"],
+        tags=["stable-diffusion", *(["stable-diffusion-xl"] if xl else []), "lora", "ddpo", "synartifact", "text-to-image"],
         pipeline_tag="text-to-image",
         model_name=model_name,
     ).to_yaml()
@@ -164,6 +175,7 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
         citation=CITATION,
         metadata_yaml=metadata,
         model_name=model_name,
+        pipeline_class="StableDiffusionXLPipeline" if xl else "StableDiffusionPipeline",
         base_model=args.pretrained_model,
         base_model_url=f"https://huggingface.co/{args.pretrained_model}" if is_hub else args.pretrained_model,
         classifier=args.classifier,
@@ -251,7 +263,7 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
     history_tmp = out / "history.json.tmp"
     history_tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
     history_tmp.replace(out / "history.json")
-    card = render_card("ddpo_lora_card", **card_values(args, config, history, reward, grid_rewards))
+    card = render_card("ddpo_lora_card", **card_values(args, config, history, reward, grid_rewards, pipe))
     tmp = out / "README.md.partial"
     tmp.write_text(card, encoding="utf-8")
     os.replace(tmp, out / "README.md")

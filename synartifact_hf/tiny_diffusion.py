@@ -1,4 +1,4 @@
-"""A tiny Stable-Diffusion-v1-style pipeline with random weights, built locally for tests and demos.
+"""Tiny Stable Diffusion pipelines (v1, v2-v, XL) with random weights, built locally for tests and demos.
 
 Same component classes and folder layout as ``stable-diffusion-v1-5/stable-diffusion-v1-5`` (UNet2D
 conditional UNet with cross-attention ``to_q/to_k/to_v/to_out.0`` layers, ``AutoencoderKL``,
@@ -18,6 +18,14 @@ never image quality.
 >>> pipe = StableDiffusionPipeline.from_pretrained(path)
 >>> pipe("a tench", num_inference_steps=2, output_type="np").images.shape
 (1, 32, 32, 3)
+
+``build_tiny_sd_pipeline(path, v_prediction=True)`` gives the SD 2.x-v variant (v-prediction DDIM,
+linear-projection attention, as ``stabilityai/stable-diffusion-2-1``). ``build_tiny_sdxl_pipeline``
+builds the Stable Diffusion XL base layout (two CLIP text encoders, the second with projection, a
+``text_time`` UNet, a ``force_upcast`` VAE, SDXL's ``EulerDiscreteScheduler`` config) and loads with
+``StableDiffusionXLPipeline.from_pretrained``; ``sdxl_pipeline("sdxl-base")`` builds the same classes
+with the real SDXL base shape (1024 px, every channel and layer count; random weights, about 3.5B
+parameters) in memory, for GPU memory and speed checks.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["build_tiny_sd_pipeline", "sd_pipeline", "SD_SHAPES", "TINY_IMAGE_SIZE"]
+__all__ = [
+    "SDXL_SHAPES", "SD_SHAPES", "TINY_IMAGE_SIZE", "build_tiny_sd_pipeline", "build_tiny_sdxl_pipeline", "sd_pipeline",
+    "sdxl_pipeline",
+]
 
 TINY_IMAGE_SIZE = 32
 _MAX_LENGTH = 32  # token positions; CLIP's 77 would only make the tiny text encoder slower
@@ -44,7 +55,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
-def _write_clip_tokenizer(folder: Path, max_length: int = _MAX_LENGTH):
+def _write_clip_tokenizer(folder: Path, max_length: int = _MAX_LENGTH, pad_token: str = "<|endoftext|>"):
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +79,7 @@ def _write_clip_tokenizer(folder: Path, max_length: int = _MAX_LENGTH):
         vocab=str(folder / "vocab.json"),
         merges=str(folder / "merges.txt"),
         model_max_length=max_length,
-        pad_token="<|endoftext|>",
+        pad_token=pad_token,
     )
     return tokenizer
 
@@ -98,18 +109,20 @@ SD_SHAPES = {
 }
 
 
-def build_tiny_sd_pipeline(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_sd_pipeline(out_dir: str | Path, seed: int = 0, v_prediction: bool = False) -> Path:
     """Build and save a tiny random-weight Stable Diffusion pipeline in ``out_dir``; return the folder.
 
-    ``seed`` fixes every weight. Images are ``TINY_IMAGE_SIZE`` (32) pixels square.
+    ``seed`` fixes every weight. Images are ``TINY_IMAGE_SIZE`` (32) pixels square. ``v_prediction``:
+    SD 2.x-v traits (the scheduler's ``prediction_type="v_prediction"``, linear attention projections).
     """
-    sd_pipeline(seed=seed).save_pretrained(Path(out_dir), safe_serialization=True)
+    sd_pipeline(seed=seed, v_prediction=v_prediction).save_pretrained(Path(out_dir), safe_serialization=True)
     return Path(out_dir)
 
 
-def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None):
+def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None, v_prediction: bool = False):
     """A ``StableDiffusionPipeline`` with random weights, in memory, of shape ``SD_SHAPES[shape]`` ("tiny" or
-    "sd15"); weights are created directly on ``device`` (float32) and fixed by ``seed``."""
+    "sd15"); weights are created directly on ``device`` (float32) and fixed by ``seed``. ``v_prediction``:
+    SD 2.x-v traits (v-prediction scheduler, linear attention projections)."""
     import tempfile
 
     import torch
@@ -125,7 +138,10 @@ def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None):
         tokenizer = _write_clip_tokenizer(Path(tmp) / "tokenizer", spec["max_length"])
     torch.manual_seed(seed)
     with torch.device(device or "cpu"):
-        unet = UNet2DConditionModel(sample_size=size // 2 ** (blocks - 1), in_channels=4, out_channels=4, **spec["unet"])
+        unet = UNet2DConditionModel(
+            sample_size=size // 2 ** (blocks - 1), in_channels=4, out_channels=4, use_linear_projection=v_prediction,
+            **spec["unet"],
+        )
         vae = AutoencoderKL(
             in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * blocks,
             up_block_types=("UpDecoderBlock2D",) * blocks, latent_channels=4, sample_size=size, **spec["vae"],
@@ -148,6 +164,7 @@ def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None):
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
+        prediction_type="v_prediction" if v_prediction else "epsilon",
     )
     return StableDiffusionPipeline(
         vae=vae,
@@ -159,3 +176,116 @@ def sd_pipeline(shape: str = "tiny", seed: int = 0, device=None):
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+# Shapes of the SDXL builder. "sdxl-base" is stabilityai/stable-diffusion-xl-base-1.0's configs (UNet,
+# VAE, CLIP ViT-L and OpenCLIP bigG text encoders); "tiny" keeps its structure (a DownBlock2D first, then
+# cross-attention blocks of growing transformer depth, text_time conditioning) at a few thousand
+# parameters per block: 32x32 images, 16x16x4 latents.
+SDXL_SHAPES = {
+    "tiny": dict(
+        image_size=32, unet_channels=(16, 32), layers_per_block=1, transformer_layers=(1, 2), head_dim=(2, 4),
+        time_embed_dim=8, norm_groups=8, vae_channels=(8, 16), vae_layers=1, vae_groups=8, max_length=_MAX_LENGTH,
+        vocab_size=None, text=((16, 32, 2, 2, "quick_gelu"), (16, 32, 2, 2, "gelu")), projection_dim=16,
+    ),
+    "sdxl-base": dict(
+        image_size=1024, unet_channels=(320, 640, 1280), layers_per_block=2, transformer_layers=(1, 2, 10),
+        head_dim=(5, 10, 20), time_embed_dim=256, norm_groups=32, vae_channels=(128, 256, 512, 512), vae_layers=2,
+        vae_groups=32, max_length=77, vocab_size=49408,
+        # (hidden, intermediate, heads, layers, activation) of text_encoder and text_encoder_2
+        text=((768, 3072, 12, 12, "quick_gelu"), (1280, 5120, 20, 32, "gelu")), projection_dim=1280,
+    ),
+}
+
+
+def sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenizer_dir: str | Path | None = None):
+    """A random-weight ``StableDiffusionXLPipeline`` of ``SDXL_SHAPES[shape]``, in memory (float32).
+
+    ``device`` builds the weights there directly (``"cuda"`` for the 3.5B-parameter ``"sdxl-base"``
+    shape: its random init on CPU takes minutes). The tokenizers are the byte-level CLIP BPE of
+    ``build_tiny_sd_pipeline`` (any prompt tokenizes), written to ``tokenizer_dir`` (default: a
+    temporary folder); the second pads with ``"!"`` as SDXL's ``tokenizer_2`` does.
+    """
+    import tempfile
+
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    if shape not in SDXL_SHAPES:
+        raise ValueError(f"unknown SDXL shape {shape!r}; one of {sorted(SDXL_SHAPES)}")
+    c = SDXL_SHAPES[shape]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tokenizer_dir or tmp)
+        tokenizer = _write_clip_tokenizer(folder / "tokenizer", c["max_length"])
+        tokenizer_2 = _write_clip_tokenizer(folder / "tokenizer_2", c["max_length"], pad_token="!")
+    torch.manual_seed(seed)
+    levels = len(c["unet_channels"])
+    with torch.device(device or "cpu"):
+        encoders = []
+        for (hidden, inner, heads, layers, act), cls, tok in zip(
+            c["text"], (CLIPTextModel, CLIPTextModelWithProjection), (tokenizer, tokenizer_2)
+        ):
+            encoders.append(cls(CLIPTextConfig(
+                vocab_size=c["vocab_size"] or len(tok), hidden_size=hidden, intermediate_size=inner,
+                num_attention_heads=heads, num_hidden_layers=layers, hidden_act=act,
+                max_position_embeddings=c["max_length"], projection_dim=c["projection_dim"] if cls is not CLIPTextModel else hidden,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            )))
+        vae_scale = 2 ** (len(c["vae_channels"]) - 1)
+        unet = UNet2DConditionModel(
+            sample_size=c["image_size"] // vae_scale,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=c["unet_channels"],
+            layers_per_block=c["layers_per_block"],
+            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
+            up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
+            transformer_layers_per_block=c["transformer_layers"],
+            attention_head_dim=c["head_dim"],
+            cross_attention_dim=c["text"][0][0] + c["text"][1][0],  # both encoders' hidden states, concatenated
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=c["time_embed_dim"],
+            # 6 time ids (original size, crop corner, target size) + text_encoder_2's pooled projection
+            projection_class_embeddings_input_dim=6 * c["time_embed_dim"] + c["projection_dim"],
+            norm_num_groups=c["norm_groups"],
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * len(c["vae_channels"]),
+            up_block_types=("UpDecoderBlock2D",) * len(c["vae_channels"]),
+            block_out_channels=c["vae_channels"],
+            latent_channels=4,
+            layers_per_block=c["vae_layers"],
+            norm_num_groups=c["vae_groups"],
+            sample_size=c["image_size"],
+            scaling_factor=0.13025,
+            force_upcast=True,  # SDXL's VAE overflows in fp16
+        )
+    # SDXL base's scheduler_config.json: Euler, with the DDIM-relevant keys DDIMScheduler.from_config reads
+    scheduler = EulerDiscreteScheduler.from_config(dict(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, interpolation_type="linear",
+        num_train_timesteps=1000, prediction_type="epsilon", sample_max_value=1.0, set_alpha_to_one=False,
+        skip_prk_steps=True, steps_offset=1, timestep_spacing="leading", trained_betas=None, use_karras_sigmas=False,
+    ))
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=encoders[0], text_encoder_2=encoders[1], tokenizer=tokenizer, tokenizer_2=tokenizer_2,
+        unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False,
+    )
+
+
+def build_tiny_sdxl_pipeline(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> Path:
+    """Build and save a random-weight Stable Diffusion XL pipeline (``SDXL_SHAPES[shape]``, safetensors)
+    in ``out_dir``; return the folder. It loads with ``StableDiffusionXLPipeline.from_pretrained(path)``;
+    pass ``add_watermarker=False`` there if ``invisible-watermark`` is installed (the tiny images are
+    smaller than the watermarker accepts)."""
+    out_dir = Path(out_dir)
+    sdxl_pipeline(shape, seed=seed).save_pretrained(out_dir, safe_serialization=True)
+    return out_dir

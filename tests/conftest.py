@@ -43,6 +43,25 @@ def tiny_sd_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sd2v_path(tmp_path_factory):
+    """Tiny SD 2.x-v-style pipeline (v-prediction DDIM, linear attention projections; random weights,
+    seed 0, 32x32 images). Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_sd_pipeline
+
+    return build_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd2v"), seed=0, v_prediction=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_path(tmp_path_factory):
+    """Tiny Stable-Diffusion-XL-base-style pipeline (two text encoders, text_time UNet, force_upcast VAE,
+    SDXL's Euler scheduler config; random weights, seed 0, 32x32 images); loads with
+    StableDiffusionXLPipeline.from_pretrained. Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_sdxl_pipeline
+
+    return build_tiny_sdxl_pipeline(tmp_path_factory.mktemp("tiny-sdxl"), seed=0)
+
+
+@pytest.fixture(scope="session")
 def release_annotations():
     """``../shared/synartifact-annotations`` (1,072 of the release's 1,310 annotation JSONs, exact copies,
     in the release's paths, plus the full split lists); the test is skipped where it is absent. Test data

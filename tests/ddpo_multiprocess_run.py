@@ -4,7 +4,9 @@ not stdout: the two ranks' lines would interleave). Used by
 tests/test_ddpo.py::test_two_processes; imports live in ``main`` so pytest's doctest collection can
 import this file.
 
-    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 tests/ddpo_multiprocess_run.py SD_PIPELINE_DIR LOGDIR
+    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 tests/ddpo_multiprocess_run.py PIPELINE_DIR LOGDIR
+
+PIPELINE_DIR is a Stable Diffusion or SDXL folder (the class comes from its model_index.json).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ class GreenMinusRed:
 
 def main(sd_path: str, logdir: str) -> dict:
     import torch
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DDIMScheduler
 
-    from synartifact_hf.ddpo import DDPOConfig, DDPOTrainer, PromptList
+    from synartifact_hf.ddpo import DDPOConfig, DDPOTrainer, PromptList, pipeline_class
 
     torch.set_num_threads(1)
-    pipe = StableDiffusionPipeline.from_pretrained(sd_path)
+    pipe = pipeline_class(sd_path).from_pretrained(sd_path)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     config = DDPOConfig(
         logdir=logdir, num_epochs=2, sample_num_steps=2, sample_batch_size=2, sample_num_batches_per_epoch=2,
         train_batch_size=2, train_learning_rate=1e-2, train_adam_weight_decay=0.0, use_lora=True, save_freq=1,

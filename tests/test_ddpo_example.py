@@ -1,6 +1,7 @@
-"""examples/train_ddpo.py end to end on the tiny SD pipeline and the tiny VLM classifier (real
-ArtifactReward, MiniLM BERTScore): LoRA saved and loadable, reward curve, before/after grid, model card;
-and the recipe parses with the paper's settings."""
+"""examples/train_ddpo.py end to end on the tiny SD and SDXL pipelines and the tiny VLM classifier (real
+ArtifactReward, MiniLM BERTScore), each with its recipe: the pipeline class comes from model_index.json;
+LoRA saved and loadable, reward curve, before/after grid, model card; and the recipes parse with the
+paper's settings."""
 
 from __future__ import annotations
 
@@ -36,16 +37,35 @@ def test_recipe_has_the_paper_settings(script):
     assert config.train_batch_size * config.train_gradient_accumulation_steps == 24
 
 
-def test_train_ddpo_example_end_to_end(script, tmp_path, tiny_sd_path, tiny_llava_path):
-    from diffusers import StableDiffusionPipeline
+def test_sdxl_recipe_keeps_the_paper_settings_at_1024(script):
+    args, config = script.make_parser().parse_args_and_config(
+        ["--config", str(EXAMPLES / "recipes" / "ddpo_sdxl_lora.yaml")]
+    )
+    assert args.pretrained_model == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert config.use_lora and config.train_learning_rate == pytest.approx(3e-4) and config.resolution is None
+    assert config.samples_per_epoch == 24 == config.train_batch_size * config.train_gradient_accumulation_steps
+    assert config.gradient_checkpointing and config.mixed_precision == "fp16"
+
+
+@pytest.mark.parametrize(
+    "recipe,model,run_name",
+    [("ddpo_sd15_lora.yaml", "tiny_sd_path", "sd15-ddpo-artifact"), ("ddpo_sdxl_lora.yaml", "tiny_sdxl_path", "sdxl-ddpo-artifact")],
+    ids=["sd15", "sdxl"],
+)
+
+
+def test_train_ddpo_example_end_to_end(script, tmp_path, recipe, model, run_name, tiny_llava_path, request):
     from PIL import Image
 
+    from synartifact_hf.ddpo import pipeline_class
+
+    tiny_sd_path = request.getfixturevalue(model)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         args, config = script.make_parser().parse_args_and_config(
             [
-                "--config", str(EXAMPLES / "recipes" / "ddpo_sd15_lora.yaml"),
+                "--config", str(EXAMPLES / "recipes" / recipe),
                 "--pretrained_model", str(tiny_sd_path),
                 "--classifier", str(tiny_llava_path),
                 "--classifier_max_new_tokens", "8",
@@ -59,6 +79,7 @@ def test_train_ddpo_example_end_to_end(script, tmp_path, tiny_sd_path, tiny_llav
                 "--train_batch_size", "2",
                 "--train_gradient_accumulation_steps", "1",
                 "--mixed_precision", "no",
+                "--gradient_checkpointing", "false",
                 "--save_freq", "1",
                 "--train_learning_rate", "1e-2",
             ]
@@ -82,7 +103,9 @@ def test_train_ddpo_example_end_to_end(script, tmp_path, tiny_sd_path, tiny_llav
     before, after = result["grid_rewards"]
     assert len(before) == len(after) == 2
     # the LoRA loads with diffusers' own loader
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_path)
+    cls = pipeline_class(str(tiny_sd_path))
+    assert f"from diffusers import {cls.__name__}" in card
+    pipe = cls.from_pretrained(tiny_sd_path)
     pipe.load_lora_weights(out)
     assert any("lora" in n for n, _ in pipe.unet.named_parameters())
-    assert (tmp_path / "logs" / "sd15-ddpo-artifact" / "checkpoints" / "checkpoint_1" / "trainer_state.json").is_file()
+    assert (tmp_path / "logs" / run_name / "checkpoints" / "checkpoint_1" / "trainer_state.json").is_file()

@@ -1,9 +1,11 @@
-"""DDPO fine-tuning of Stable Diffusion (Black et al. 2023), maintained here because TRL removed its
+"""DDPO fine-tuning of Stable Diffusion 1.x / 2.x / XL (Black et al. 2023), maintained here because TRL removed its
 ``DDPOTrainer`` after v0.23. Field names and the constructor follow TRL's.
 
 - `DDPOConfig` (``config.py``): every knob, TRL's names.
 - `DDPOTrainer` (``trainer.py``): sampling, advantages, the clipped per-timestep loss, checkpoints.
 - `ddim_step_with_logprob`, `sample_with_logprob` (``ddim.py``): DDIM with per-step log-probabilities.
+- `pipeline_family`, `pipeline_class` (``families.py``): what differs between SD 1.x/2.x and SDXL (prompt encoding, the
+  UNet's extra conditioning, VAE decoding), behind one interface.
 - `PerPromptStatTracker` (``stat_tracking.py``): per-prompt reward normalization.
 - `ImageNetAnimalPrompts`, `PromptList` (``prompts.py``): picklable prompt functions; the paper's
   ImageNet-animal list ships as ``imagenet_animals.txt``.
@@ -26,6 +28,8 @@ __all__ = [
     "PerPromptStatTracker",
     "ddim_step_with_logprob",
     "imagenet_animal_classes",
+    "pipeline_class",
+    "pipeline_family",
     "sample_with_logprob",
 ]
 
@@ -33,6 +37,8 @@ _LAZY = {
     "DDPOTrainer": ".trainer",
     "PerPromptStatTracker": ".stat_tracking",
     "ddim_step_with_logprob": ".ddim",
+    "pipeline_class": ".families",
+    "pipeline_family": ".families",
     "sample_with_logprob": ".ddim",
 }
 

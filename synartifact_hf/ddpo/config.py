@@ -2,7 +2,7 @@
 
 A config written for TRL 0.23 (``trl.DDPOConfig(...)``) works here field for field, except
 ``train_use_8bit_adam`` and ``push_to_hub`` (not offered). Added here: ``use_lora`` / ``lora_*``
-(TRL put them on its pipeline wrapper) and ``log_images``. Defaults follow TRL, except
+(TRL put them on its pipeline wrapper), ``log_images``, ``resolution`` and ``gradient_checkpointing``. Defaults follow TRL, except
 ``mixed_precision`` (``"no"``, because fp16 needs a GPU) and ``run_name`` (``"ddpo"``, because
 checkpoints live under ``logdir/run_name``).
 
@@ -88,7 +88,14 @@ class DDPOConfig:
     sample_num_batches_per_epoch: int = field(
         default=2, metadata={"help": "Sampling batches per epoch (per process)."}
     )
-    negative_prompts: str = field(default="", metadata={"help": "Negative prompt for guidance ('' = unconditional)."})
+    negative_prompts: str = field(
+        default="",
+        metadata={"help": "Negative prompt for guidance ('' = the pipeline's default: empty prompt; zeros for SDXL)."},
+    )
+    resolution: int | None = field(
+        default=None,
+        metadata={"help": "Image side in pixels for sampling and training (None: the pipeline's own, e.g. 1024 for SDXL)."},
+    )
     # --- training --------------------------------------------------------------------------------
     train_batch_size: int = field(default=1, metadata={"help": "Training batch size (per process)."})
     train_learning_rate: float = field(default=3e-4, metadata={"help": "AdamW learning rate."})
@@ -126,6 +133,9 @@ class DDPOConfig:
         default=False, metadata={"help": "Compute rewards in a thread pool while the next batch samples."}
     )
     max_workers: int = field(default=2, metadata={"help": "Threads for async_reward_computation."})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute UNet activations in the backward pass (less memory, slower)."}
+    )
     # --- trainable weights -----------------------------------------------------------------------
     use_lora: bool = field(default=True, metadata={"help": "Train a LoRA adapter (True) or the full UNet."})
     lora_rank: int = field(default=4, metadata={"help": "LoRA rank."})
@@ -151,6 +161,10 @@ class DDPOConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 bad(name, "an integer >= 0")
+        if self.resolution is not None and (
+            not isinstance(self.resolution, int) or isinstance(self.resolution, bool) or self.resolution < 1
+        ):
+            bad("resolution", "None or a positive integer")
         if not self.sample_eta > 0:
             raise ValueError(
                 "DDPOConfig.sample_eta must be > 0: DDPO needs stochastic DDIM steps (eta=0 has no "

@@ -105,62 +105,51 @@ def ddim_step_with_logprob(
 
 @torch.no_grad()
 def sample_with_logprob(
-    unet,
-    vae,
-    scheduler,
-    prompt_embeds: torch.Tensor,
-    negative_prompt_embeds: torch.Tensor | None = None,
+    family,
+    condition: dict[str, torch.Tensor],
+    negative_condition: dict[str, torch.Tensor] | None = None,
+    unet=None,
     num_inference_steps: int = 50,
     guidance_scale: float = 5.0,
     eta: float = 1.0,
-    height: int | None = None,
-    width: int | None = None,
     generator: torch.Generator | None = None,
     autocast=nullcontext,
     progress_bar=None,
 ) -> dict[str, torch.Tensor]:
-    """Sample images with DDIM, keeping the trajectory.
+    """Sample images with DDIM, keeping the trajectory; the same loop for every pipeline family.
 
-    Classifier-free guidance is used iff ``negative_prompt_embeds`` is given. Returns a dict:
-    ``images`` (B, 3, H, W) float in [0, 1]; ``latents`` (B, T+1, C, h, w), the trajectory from the
-    initial noise to the final latent; ``log_probs`` (B, T) float32; ``timesteps`` (B, T).
+    ``family`` is a `pipeline_family(pipe)` (``families.py``), ``condition`` its ``encode(prompts)``.
+    Classifier-free guidance is used iff ``negative_condition`` (``family.encode_negative(...)``) is
+    given. ``unet`` defaults to the pipeline's. With the same ``generator`` this draws the same noise
+    as the pipeline's ``__call__(..., eta=eta)`` with a ``DDIMScheduler``, hence the same images
+    (tests/test_ddpo.py). Returns a dict: ``images`` (B, 3, H, W) float in [0, 1]; ``latents``
+    (B, T+1, C, h, w), the trajectory from the initial noise to the final latent; ``log_probs``
+    (B, T) float32; ``timesteps`` (B, T).
     """
-    device = prompt_embeds.device
-    batch = prompt_embeds.shape[0]
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    height = height or unet.config.sample_size * scale
-    width = width or unet.config.sample_size * scale
-    if height % scale or width % scale:
-        raise ValueError(f"height and width must be multiples of the VAE's scale factor {scale}; got {height}x{width}")
+    unet = family.pipeline.unet if unet is None else unet
+    scheduler = family.scheduler
+    first = next(iter(condition.values()))
+    device, batch = first.device, first.shape[0]
     scheduler.set_timesteps(num_inference_steps, device=device)
-    shape = (batch, unet.config.in_channels, height // scale, width // scale)
-    latents = torch.randn(shape, generator=generator, device="cpu" if generator is None else generator.device)
-    latents = latents.to(device, prompt_embeds.dtype) * scheduler.init_noise_sigma
-    cfg = negative_prompt_embeds is not None
-    embeds = torch.cat([negative_prompt_embeds, prompt_embeds]) if cfg else prompt_embeds
+    latents = torch.randn(
+        family.latent_shape(batch), generator=generator, device="cpu" if generator is None else generator.device
+    )
+    latents = latents.to(device, first.dtype) * scheduler.init_noise_sigma
 
     trajectory, log_probs = [latents], []
     timesteps = scheduler.timesteps
     iterator = progress_bar(timesteps) if progress_bar is not None else timesteps
     for t in iterator:
-        model_input = torch.cat([latents] * 2) if cfg else latents
-        model_input = scheduler.scale_model_input(model_input, t)
         with autocast():
-            noise_pred = unet(model_input, t, encoder_hidden_states=embeds).sample
-        if cfg:
-            uncond, cond = noise_pred.chunk(2)
-            noise_pred = uncond + guidance_scale * (cond - uncond)
-        latents, log_prob = ddim_step_with_logprob(
-            scheduler, noise_pred, t, latents, eta=eta, generator=generator
-        )
+            noise_pred = family.noise_pred(
+                unet, scheduler.scale_model_input(latents, t), t, condition, negative_condition, guidance_scale
+            )
+        latents, log_prob = ddim_step_with_logprob(scheduler, noise_pred, t, latents, eta=eta, generator=generator)
         trajectory.append(latents)
         log_probs.append(log_prob)
 
-    with autocast():
-        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
-    images = (decoded.float() / 2 + 0.5).clamp(0, 1)
     return {
-        "images": images,
+        "images": family.decode(latents),
         "latents": torch.stack(trajectory, dim=1),
         "log_probs": torch.stack(log_probs, dim=1),
         "timesteps": timesteps.to(device).repeat(batch, 1),

@@ -1,5 +1,5 @@
 """`DDPOTrainer`: DDPO (Black et al. 2023, "Training Diffusion Models with Reinforcement Learning") for
-diffusers' Stable Diffusion pipelines, on accelerate + peft.
+diffusers' Stable Diffusion pipelines (SD 1.x, 2.x incl. v-prediction, SDXL), on accelerate + peft.
 
 Each epoch: sample ``samples_per_epoch`` images with DDIM, keeping every step's latent and
 log-probability; score them with ``reward_function``; turn rewards into advantages (batch or
@@ -11,7 +11,9 @@ weights and minimize the PPO-clipped importance-weighted loss (the paper's Eq. 3
 one backward pass per timestep, the optimizer stepping every ``train_gradient_accumulation_steps``
 training batches. The constructor mirrors TRL 0.23's ``DDPOTrainer(config, reward_function,
 prompt_function, sd_pipeline, image_samples_hook=None)``, but takes a plain diffusers
-``StableDiffusionPipeline`` (with a ``DDIMScheduler``) instead of TRL's wrapper.
+``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` (with a ``DDIMScheduler``) instead of TRL's
+wrapper. One sampling loop and one training loop serve every family; what differs (prompt encoding,
+the UNet's extra conditioning, VAE decoding) sits in ``families.py``.
 
 Differences from TRL 0.23, each a fix: LoRA checkpoints resume into the SAME adapter the optimizer
 updates (TRL loads a second adapter and then trains nothing); ``save_pretrained`` writes only
@@ -40,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .config import DDPOConfig
 from .ddim import ddim_step_with_logprob, sample_with_logprob
+from .families import pipeline_family
 from .stat_tracking import PerPromptStatTracker, normalize_rewards
 
 __all__ = ["DDPOTrainer", "LORA_WEIGHT_NAME"]
@@ -61,8 +64,9 @@ class DDPOTrainer:
             of the prompt function's metadata; ``rewards`` anything ``torch.as_tensor`` turns into B
             finite numbers. Runs in a worker thread when ``config.async_reward_computation``.
         prompt_function: ``prompt_function() -> (prompt, metadata)``.
-        sd_pipeline: a diffusers ``StableDiffusionPipeline`` whose scheduler is a ``DDIMScheduler``
-            (``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``). Trained in place.
+        sd_pipeline: a diffusers ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline`` whose
+            scheduler is a ``DDIMScheduler`` (``pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)``).
+            Trained in place.
         image_samples_hook: optional ``hook(prompt_image_data, global_step, tracker)``, TRL's
             signature; ``prompt_image_data`` is a list of ``[images, prompts, metadata, rewards,
             reward_info]`` per sampling batch; ``tracker`` is the first accelerate tracker or None.
@@ -80,28 +84,14 @@ class DDPOTrainer:
     ):
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration, set_seed
-        from diffusers import DDIMScheduler
 
         if not isinstance(config, DDPOConfig):
             raise TypeError(f"config must be a synartifact_hf.ddpo.DDPOConfig; got {type(config).__name__}")
         for name, fn in (("reward_function", reward_function), ("prompt_function", prompt_function)):
             if not callable(fn):
                 raise TypeError(f"{name} must be callable; got {type(fn).__name__}")
-        for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
-            if getattr(sd_pipeline, part, None) is None:
-                raise TypeError(f"sd_pipeline must be a Stable Diffusion pipeline with a {part!r} component")
-        if not isinstance(sd_pipeline.scheduler, DDIMScheduler):
-            raise TypeError(
-                f"DDPO samples with DDIM but the pipeline's scheduler is {type(sd_pipeline.scheduler).__name__}; "
-                "set pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config) first"
-            )
-        if sd_pipeline.scheduler.config.set_alpha_to_one:
-            # The last step then has variance 0: no log-probability (NaN loss), whatever eta is.
-            raise ValueError(
-                "the DDIMScheduler has set_alpha_to_one=True, which makes the last DDIM step deterministic (no "
-                "log-probability for DDPO); use DDIMScheduler.from_config(pipe.scheduler.config, "
-                "set_alpha_to_one=False) (Stable Diffusion v1's own scheduler config has it False)"
-            )
+        self.family = pipeline_family(sd_pipeline, config.resolution)
+        _check_scheduler(sd_pipeline.scheduler)
         self.config = config
         self.reward_fn = reward_function
         self.prompt_fn = prompt_function
@@ -130,14 +120,41 @@ class DDPOTrainer:
         if config.allow_tf32 and torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = True
 
-        device = self.accelerator.device
         inference_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.accelerator.mixed_precision, torch.float32)
-        pipe = sd_pipeline
-        for frozen in (pipe.vae, pipe.text_encoder):
-            frozen.requires_grad_(False).to(device)
-            if frozen.dtype != inference_dtype:
-                frozen.to(dtype=inference_dtype)
-        unet = pipe.unet
+        self.family.freeze(self.accelerator.device, inference_dtype)
+        unet = self._prepare_unet(sd_pipeline.unet, inference_dtype)
+        self.trainable_parameters = [p for p in unet.parameters() if p.requires_grad]
+        if not self.trainable_parameters:
+            raise ValueError(f"no trainable UNet parameter; check lora_target_modules={config.lora_target_modules}")
+
+        optimizer = torch.optim.AdamW(
+            self.trainable_parameters,
+            lr=config.train_learning_rate,
+            betas=(config.train_adam_beta1, config.train_adam_beta2),
+            weight_decay=config.train_adam_weight_decay,
+            eps=config.train_adam_epsilon,
+        )
+        self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        self.accelerator.register_save_state_pre_hook(self._save_model_hook)
+        self.accelerator.register_load_state_pre_hook(self._load_model_hook)
+
+        self.negative_condition = self.family.encode_negative(config.negative_prompts)
+        self.stat_tracker = (
+            PerPromptStatTracker(config.per_prompt_stat_tracking_buffer_size, config.per_prompt_stat_tracking_min_count)
+            if config.per_prompt_stat_tracking
+            else None
+        )
+        self.executor = (
+            futures.ThreadPoolExecutor(max_workers=config.max_workers) if config.async_reward_computation else None
+        )
+        self.history: list[dict[str, float]] = []
+        self.first_epoch = 0
+        self.global_step = 0
+        if config.resume_from:
+            self._resume(config.resume_from)
+
+    def _prepare_unet(self, unet, inference_dtype: torch.dtype):
+        config, device = self.config, self.accelerator.device
         if getattr(unet, "peft_config", None):
             raise ValueError(
                 "sd_pipeline.unet already carries a LoRA adapter; DDPOTrainer adds its own. To continue a run, "
@@ -165,35 +182,9 @@ class DDPOTrainer:
             unet.requires_grad_(True).to(device)
             if unet.dtype != torch.float32:  # the optimizer needs fp32 master weights
                 unet.to(dtype=torch.float32)
-        self.trainable_parameters = [p for p in unet.parameters() if p.requires_grad]
-        if not self.trainable_parameters:
-            raise ValueError(f"no trainable UNet parameter; check lora_target_modules={config.lora_target_modules}")
-
-        optimizer = torch.optim.AdamW(
-            self.trainable_parameters,
-            lr=config.train_learning_rate,
-            betas=(config.train_adam_beta1, config.train_adam_beta2),
-            weight_decay=config.train_adam_weight_decay,
-            eps=config.train_adam_epsilon,
-        )
-        self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
-        self.accelerator.register_save_state_pre_hook(self._save_model_hook)
-        self.accelerator.register_load_state_pre_hook(self._load_model_hook)
-
-        self.negative_prompt_embeds = self._encode([config.negative_prompts])
-        self.stat_tracker = (
-            PerPromptStatTracker(config.per_prompt_stat_tracking_buffer_size, config.per_prompt_stat_tracking_min_count)
-            if config.per_prompt_stat_tracking
-            else None
-        )
-        self.executor = (
-            futures.ThreadPoolExecutor(max_workers=config.max_workers) if config.async_reward_computation else None
-        )
-        self.history: list[dict[str, float]] = []
-        self.first_epoch = 0
-        self.global_step = 0
-        if config.resume_from:
-            self._resume(config.resume_from)
+        if config.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()  # active only with gradients on: sampling runs at full speed
+        return unet
 
     # ------------------------------------------------------------------ public API
     def train(self, epochs: int | None = None) -> list[dict[str, float]]:
@@ -271,9 +262,9 @@ class DDPOTrainer:
         return global_step
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Save the trained weights: LoRA -> ``pytorch_lora_weights.safetensors`` (load it with
-        ``StableDiffusionPipeline.load_lora_weights(save_directory)``); full UNet -> the whole
-        pipeline (reload with ``StableDiffusionPipeline.from_pretrained(save_directory)``). With mixed
+        """Save the trained weights: LoRA -> ``pytorch_lora_weights.safetensors`` (load it with the
+        pipeline's ``load_lora_weights(save_directory)``); full UNet -> the whole pipeline (reload with
+        its class's ``from_pretrained(save_directory)``). With mixed
         precision the frozen VAE and text encoder are saved in the dtype they were cast to."""
         save_directory = Path(save_directory)
         self.accelerator.wait_for_everyone()
@@ -317,11 +308,6 @@ class DDPOTrainer:
         return final
 
     # ------------------------------------------------------------------ sampling and rewards
-    def _encode(self, prompts) -> torch.Tensor:
-        ids = self._tokenize(prompts)
-        with torch.no_grad():
-            return self.sd_pipeline.text_encoder(ids)[0]
-
     def _tokenize(self, prompts) -> torch.Tensor:
         tok = self.sd_pipeline.tokenizer
         return tok(
@@ -332,19 +318,16 @@ class DDPOTrainer:
         samples, prompt_image_data = [], []
         self.unet.eval()
         unet = self.accelerator.unwrap_model(self.unet)
-        negative = self.negative_prompt_embeds.repeat(batch_size, 1, 1) if self.config.train_cfg else None
+        negative = self.negative_condition if self.config.train_cfg else None
         show = self.accelerator.is_local_main_process
         for _ in tqdm(range(iterations), desc="sampling", leave=False, disable=not show):
             prompts, metadata = zip(*[self.prompt_fn() for _ in range(batch_size)])
-            prompt_ids = self._tokenize(prompts)
-            with torch.no_grad():
-                prompt_embeds = self.sd_pipeline.text_encoder(prompt_ids)[0]
+            condition = self.family.encode(prompts)
             out = sample_with_logprob(
-                unet,
-                self.sd_pipeline.vae,
-                self.sd_pipeline.scheduler,
-                prompt_embeds,
+                self.family,
+                condition,
                 negative,
+                unet=unet,
                 num_inference_steps=self.config.sample_num_steps,
                 guidance_scale=self.config.sample_guidance_scale,
                 eta=self.config.sample_eta,
@@ -353,8 +336,8 @@ class DDPOTrainer:
             latents = out["latents"]
             samples.append(
                 {
-                    "prompt_ids": prompt_ids,
-                    "prompt_embeds": prompt_embeds,
+                    "prompt_ids": self._tokenize(prompts),
+                    **condition,
                     "timesteps": out["timesteps"],
                     "latents": latents[:, :-1],
                     "next_latents": latents[:, 1:],
@@ -412,11 +395,7 @@ class DDPOTrainer:
         acc = self.accelerator
         info = defaultdict(list)
         for batch in batches:
-            if self.config.train_cfg:
-                negative = self.negative_prompt_embeds.repeat(batch["prompt_embeds"].shape[0], 1, 1)
-                embeds = torch.cat([negative, batch["prompt_embeds"]])
-            else:
-                embeds = batch["prompt_embeds"]
+            condition = {k: batch[k] for k in self.negative_condition}
             for j in range(self.num_train_timesteps):
                 with acc.accumulate(self.unet):
                     loss, approx_kl, clipfrac = self.calculate_loss(
@@ -425,7 +404,7 @@ class DDPOTrainer:
                         batch["next_latents"][:, j],
                         batch["log_probs"][:, j],
                         batch["advantages"],
-                        embeds,
+                        condition,
                     )
                     info["loss"].append(loss.detach())
                     info["approx_kl"].append(approx_kl.detach())
@@ -445,21 +424,18 @@ class DDPOTrainer:
                     info = defaultdict(list)
         return global_step
 
-    def calculate_loss(self, latents, timesteps, next_latents, log_probs, advantages, embeds):
+    def calculate_loss(self, latents, timesteps, next_latents, log_probs, advantages, condition):
         """PPO-clipped DDPO loss of one timestep for a batch; returns ``(loss, approx_kl, clipfrac)``.
+        ``condition``: the batch's stored prompt condition (``family.encode``).
 
         ``approx_kl`` = 0.5 * mean((log p_theta - log p_old)^2), the estimate TRL and ddpo-pytorch log.
         """
         cfg = self.config
         with self.accelerator.autocast():
-            if cfg.train_cfg:
-                noise_pred = self.unet(
-                    torch.cat([latents] * 2), torch.cat([timesteps] * 2), encoder_hidden_states=embeds
-                ).sample
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + cfg.sample_guidance_scale * (cond - uncond)
-            else:
-                noise_pred = self.unet(latents, timesteps, encoder_hidden_states=embeds).sample
+            noise_pred = self.family.noise_pred(
+                self.unet, latents, timesteps, condition, self.negative_condition if cfg.train_cfg else None,
+                cfg.sample_guidance_scale,
+            )
         _, log_prob = ddim_step_with_logprob(
             self.sd_pipeline.scheduler, noise_pred, timesteps, latents, eta=cfg.sample_eta, prev_sample=next_latents
         )
@@ -495,10 +471,8 @@ class DDPOTrainer:
         return convert_state_dict_to_diffusers(get_peft_model_state_dict(self.accelerator.unwrap_model(self.unet)))
 
     def _save_lora(self, folder):
-        from diffusers import StableDiffusionPipeline
-
         unet = self.accelerator.unwrap_model(self.unet)
-        StableDiffusionPipeline.save_lora_weights(
+        self.family.lora_loader.save_lora_weights(
             save_directory=folder,
             unet_lora_layers=self._lora_state_dict(),
             safe_serialization=True,
@@ -525,14 +499,13 @@ class DDPOTrainer:
 
         unet = self.accelerator.unwrap_model(self.unet)
         if self.config.use_lora:
-            from diffusers import StableDiffusionPipeline
             from diffusers.utils import convert_unet_state_dict_to_peft
             from peft import set_peft_model_state_dict
 
             path = os.path.join(input_dir, LORA_WEIGHT_NAME)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{input_dir} has no {LORA_WEIGHT_NAME}: not a LoRA DDPO checkpoint")
-            state, _ = StableDiffusionPipeline.lora_state_dict(input_dir, weight_name=LORA_WEIGHT_NAME)
+            state, _ = self.family.lora_loader.lora_state_dict(input_dir, weight_name=LORA_WEIGHT_NAME)
             state = convert_unet_state_dict_to_peft({k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")})
             result = set_peft_model_state_dict(unet, state, adapter_name="default")
             unexpected = getattr(result, "unexpected_keys", [])
@@ -569,6 +542,23 @@ class DDPOTrainer:
         found = sorted(_list_checkpoints(self.checkpoint_dir))
         for _, old in found[:-limit]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_scheduler(scheduler):
+    from diffusers import DDIMScheduler
+
+    if not isinstance(scheduler, DDIMScheduler):
+        raise TypeError(
+            f"DDPO samples with DDIM but the pipeline's scheduler is {type(scheduler).__name__}; "
+            "set pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config) first"
+        )
+    if scheduler.config.set_alpha_to_one:
+        # The last step then has variance 0: no log-probability (NaN loss), whatever eta is.
+        raise ValueError(
+            "the DDIMScheduler has set_alpha_to_one=True, which makes the last DDIM step deterministic (no "
+            "log-probability for DDPO); use DDIMScheduler.from_config(pipe.scheduler.config, "
+            "set_alpha_to_one=False) (Stable Diffusion's own scheduler configs have it False)"
+        )
 
 
 def _list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
