@@ -59,7 +59,7 @@ def finetune_classifier(base_model: str | os.PathLike, dataset_dir: str | os.Pat
         learning_rate=recipe.learning_rate,
         lr_scheduler_type="constant",
         warmup_steps=0,
-        logging_steps=5,
+        logging_steps=15,  # six loss lines over the default 90 steps
         save_strategy="no",
         report_to=[],
         seed=recipe.seed,
