@@ -365,9 +365,9 @@ def write_curated_folder(
     import datasets
 
     from .cards import render_card
-    from .paper import CITATION
     from .data.export import _configs_yaml, _size_category, _yaml_block
     from .data.staging import make_staging, swap_into_place, sweep_stale_staging
+    from .paper import CITATION
     from .prompts import classification_instruction
     from .taxonomy import NAMES
 

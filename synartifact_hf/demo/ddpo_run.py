@@ -80,6 +80,11 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
     )
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    if pretrained_model == out / "tiny-random-sd":
+        from diffusers.utils import logging as diffusers_logging
+
+        # The tiny CLIP holds 32 tokens: every longer prompt (and its padded negative) logs a truncation line.
+        diffusers_logging.set_verbosity_error()
     pipe.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
     reward = ArtifactReward(os.fspath(classifier), mode=reward_mode, scorer=scorer,
