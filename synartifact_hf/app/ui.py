@@ -225,7 +225,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
                     run = gr.Button("Analyze", variant="primary", elem_id="analyze")
                     gr.ClearButton([images], value="Clear", elem_id="clear")
                 gr.Examples([[[str(p)]] for p in sample_image_paths()], inputs=[images],
-                            label="Samples (SynArtifact-1K annotations on placeholder images; reference boxes "
+                            label="Samples (project-written annotations in the SynArtifact-1K schema, placeholder images; reference boxes "
                                   "are drawn in green)", examples_per_page=6, elem_id="samples")
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="status")
