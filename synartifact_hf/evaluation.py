@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import write_text_atomic
+
 __all__ = [
     "PAPER_TABLE2",
     "TABLE2_KEYS",
@@ -382,9 +384,7 @@ def write_report(report: EvaluationReport, output_dir, *, images=None, max_box_p
     report.files = {name: str(path) for name, path in files.items()}
 
     def write(key, name, text):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / name)
+        write_text_atomic(out / name, text)
         report.files[key] = str(out / name)
 
     write("predictions", "predictions.jsonl",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 __all__ = ["export_space", "space_files"]
 
 APP_PY = '''\
@@ -104,7 +106,5 @@ def export_space(out_dir: str | os.PathLike, model: str, detection_model: str | 
     files = space_files(model, detection_model, **kwargs)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
+        write_text_atomic(out / name, text)
     return out

@@ -20,6 +20,7 @@ evaluates a real checkpoint instead; steps 3 and 6 then run only when asked (``-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     folders.append(("synartifact-1k", "the dataset (load it with `datasets.load_dataset`; its card is README.md)"))
     if (dataset_dir / "class_distribution.png").is_file():
         entries.append(Entry("figure", "synartifact-1k/class_distribution.png", "the sample's images per class"))
-    test = datasets.load_dataset(os.fspath(dataset_dir), "classification", split="test")
-    num_train = datasets.load_dataset(os.fspath(dataset_dir), "classification", split="train").num_rows
+    splits = datasets.load_dataset(os.fspath(dataset_dir), "classification")
+    test, num_train = splits["test"], splits["train"].num_rows
 
     clock.step("Classify the test split: before fine-tuning")
     model = args.model
@@ -121,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     tuned = None
     if do_finetune:
         llm_mode = args.llm_mode or ("full" if toy else REAL_MODEL_LLM_MODE)
-        recipe = type(TINY_RECIPE)(llm_mode=llm_mode, learning_rate=args.learning_rate, num_train_epochs=args.epochs,
-                                   per_device_train_batch_size=TINY_RECIPE.per_device_train_batch_size)
+        recipe = dataclasses.replace(TINY_RECIPE, llm_mode=llm_mode, learning_rate=args.learning_rate,
+                                     num_train_epochs=args.epochs)
         clock.step(f"Fine-tune on the train split ({num_train} images; TRL SFTTrainer, llm_mode={llm_mode}, "
                    f"{recipe.num_train_epochs:g} epochs, lr {recipe.learning_rate:g})")
         print(f"  Fine-tuning mode: {llm_mode} ("

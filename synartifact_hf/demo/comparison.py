@@ -8,9 +8,10 @@ side, with one line per test image (reference labels, each model's answer and re
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 __all__ = ["ModelRow", "comparison_markdown", "model_row", "write_comparison"]
 
@@ -95,12 +96,6 @@ def comparison_markdown(rows: list[ModelRow], *, image_ids, references, referenc
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_comparison(rows: list[ModelRow], output_dir, *, image_ids, references, reference_rewards=None,
                      note: str | None = None) -> dict[str, Path]:
     """``comparison.md`` (the table) and ``comparison.json`` (the same numbers) in ``output_dir``."""
@@ -108,8 +103,8 @@ def write_comparison(rows: list[ModelRow], output_dir, *, image_ids, references,
     out.mkdir(parents=True, exist_ok=True)
     markdown = comparison_markdown(rows, image_ids=image_ids, references=references,
                                    reference_rewards=reference_rewards, note=note)
-    _write_atomic(out / "comparison.md", markdown)
+    write_text_atomic(out / "comparison.md", markdown)
     payload = {"rows": [asdict(row) for row in rows], "image_ids": list(image_ids),
                "references": [list(r) for r in references], "reference_rewards": reference_rewards}
-    _write_atomic(out / "comparison.json", json.dumps(payload, indent=1))
+    write_text_atomic(out / "comparison.json", json.dumps(payload, indent=1))
     return {"markdown": out / "comparison.md", "json": out / "comparison.json"}

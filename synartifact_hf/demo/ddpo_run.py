@@ -25,6 +25,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 __all__ = ["DDPORun", "TINY_DDPO", "run_ddpo"]
 
 # DDPOConfig fields of the demo run: 8 images per epoch, 8 DDIM steps each, two optimizer steps per epoch
@@ -75,16 +77,15 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
         from ..tiny_diffusion import build_tiny_sd_pipeline
 
         pretrained_model = build_tiny_sd_pipeline(out / "tiny-random-sd", seed=seed)
+        from diffusers.utils import logging as diffusers_logging
+
+        # The tiny CLIP holds 32 tokens: every longer prompt (and its padded negative) logs a truncation line.
+        diffusers_logging.set_verbosity_error()
     pipe = StableDiffusionPipeline.from_pretrained(
         os.fspath(pretrained_model), safety_checker=None, requires_safety_checker=False, use_safetensors=True,
     )
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    if pretrained_model == out / "tiny-random-sd":
-        from diffusers.utils import logging as diffusers_logging
-
-        # The tiny CLIP holds 32 tokens: every longer prompt (and its padded negative) logs a truncation line.
-        diffusers_logging.set_verbosity_error()
     pipe.to(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
     reward = ArtifactReward(os.fspath(classifier), mode=reward_mode, scorer=scorer,
@@ -100,8 +101,5 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
         history, out / "reward_curve.png",
         title=f"Artifact reward ({reward_mode}) during DDPO (tiny SD, {config.samples_per_epoch} images/epoch)",
     )
-    history_file = out / "history.json"
-    tmp = out / ".history.json.partial"
-    tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
-    os.replace(tmp, history_file)
+    history_file = write_text_atomic(out / "history.json", json.dumps(history, indent=1))
     return DDPORun(reward_mode=reward_mode, history=history, reward_curve=curve, history_file=history_file, lora_dir=lora_dir)

@@ -7,9 +7,10 @@ so the index never misses a file. Step durations go at the end.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 __all__ = ["Entry", "write_index"]
 
@@ -61,8 +62,4 @@ def write_index(output_dir, entries: list[Entry], *, title: str, intro: str, dur
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in durations]
         lines.append(f"| **total** | {sum(s for _, s in durations):.1f} |")
         lines.append("")
-    index = out / "README.md"
-    tmp = out / ".README.md.partial"
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, index)
-    return index
+    return write_text_atomic(out / "README.md", "\n".join(lines))

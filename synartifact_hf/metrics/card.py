@@ -21,9 +21,9 @@ import ast
 import os
 import re
 import sys
-import tempfile
 import textwrap
 
+from ..atomic import write_text_atomic
 from ..cards import render_card
 from . import METRICS, path
 from .space_app import SDK_VERSION, render_space_app
@@ -192,14 +192,7 @@ def write_space_app(name: str) -> str:
 
 def _write(name: str, file_name: str, text: str) -> str:
     target = os.path.join(path(name), file_name)
-    fd, tmp = tempfile.mkstemp(dir=path(name), prefix=f".{file_name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(target, text)
     return target
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 __all__ = ["MODEL_CARD_TEMPLATE", "render_model_card", "write_model_card"]
 
 MODEL_CARD_TEMPLATE = "model_card.md"
@@ -140,7 +142,4 @@ def write_model_card(output_dir, **values) -> Path:
     text = render_model_card(**values)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".README.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out / "README.md")
-    return out / "README.md"
+    return write_text_atomic(out / "README.md", text)
