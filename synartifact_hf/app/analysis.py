@@ -27,10 +27,11 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..pipeline import MAX_IMAGE_PIXELS, ImageTooLargeError, load_image
 from ..taxonomy import NAMES, NO_ARTIFACTS_ID
 
@@ -126,7 +127,7 @@ class ImageReport:
     image: object = field(default=None, repr=False)  # the decoded PIL image (not serialised)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = asdict(replace(self, image=None))  # asdict would deep-copy the decoded image
         out.pop("image")
         if self.classification is not None:
             out["verdict"] = verdict(self.classification)
@@ -171,12 +172,13 @@ class ArtifactAnalyzer:
         from ..reward import ArtifactReward
 
         self.classifier = self._pipeline(model, device)
+        paths = (str, os.PathLike)
+        same = detection_model is model or (isinstance(model, paths) and isinstance(detection_model, paths)
+                                            and os.fspath(detection_model) == os.fspath(model))
         if detection_model is None:
             self.detector = None
-        elif not isinstance(detection_model, (str, os.PathLike)) or os.fspath(detection_model) != os.fspath(model):
-            self.detector = self._pipeline(detection_model, device)
-        else:
-            self.detector = self.classifier
+        else:  # the same checkpoint is loaded once
+            self.detector = self.classifier if same else self._pipeline(detection_model, device)
         self.model_name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else self.classifier.model.name_or_path
         self.reward = ArtifactReward(classifier=None, mode=reward_mode, device="cpu")
         self.max_new_tokens = max_new_tokens
@@ -258,25 +260,19 @@ def results_table(reports: Sequence[ImageReport]) -> tuple[list[str], list[list]
     return list(TABLE_COLUMNS), [_table_row(r) for r in reports]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_results(reports: Sequence[ImageReport], out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``results.jsonl`` (everything, one image a line) and ``results.csv`` (the table) into
     ``out_dir``; each file is written to a temporary name and renamed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "results.jsonl"
-    _write_atomic(jsonl, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in reports))
+    write_text_atomic(jsonl, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in reports))
     columns, rows = results_table(reports)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
     writer.writerows(rows)
     table = out / "results.csv"
-    _write_atomic(table, buffer.getvalue())
+    write_text_atomic(table, buffer.getvalue())
     return jsonl, table
 

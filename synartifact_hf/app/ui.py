@@ -21,7 +21,16 @@ from pathlib import Path
 import gradio as gr
 
 from ..taxonomy import CLASSES, NAMES, NO_ARTIFACTS_ID
-from .analysis import MAX_UPLOAD_BYTES, ArtifactAnalyzer, UploadError, sample_image_paths, write_results
+from .analysis import (
+    MAX_UPLOAD_BYTES,
+    TABLE_COLUMNS,
+    ArtifactAnalyzer,
+    UploadError,
+    detection_overlay,
+    results_table,
+    sample_image_paths,
+    write_results,
+)
 
 __all__ = ["QUEUE_SIZE", "build_app", "launch_app", "upload_only"]
 
@@ -79,10 +88,8 @@ def _read_uploads(value) -> list[tuple[str, bytes]]:
         path = Path(item[0] if isinstance(item, (tuple, list)) else item)
         if not _inside(path, folder):  # defence in depth: gradio already checks this
             raise UploadError(f"{path.name} was not uploaded to this app")
-        if path.stat().st_size > MAX_UPLOAD_BYTES:
-            uploads.append((path.name, b"\0" * (MAX_UPLOAD_BYTES + 1)))  # refused by decode_upload with its size
-            continue
-        uploads.append((path.name, path.read_bytes()))
+        with path.open("rb") as handle:  # one byte past the cap is enough for decode_upload to refuse it
+            uploads.append((path.name, handle.read(MAX_UPLOAD_BYTES + 1)))
     return uploads
 
 
@@ -199,8 +206,6 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
         status = f"Analysed {len(good)} of {len(reports)} image(s) with `{analyzer.model_name}`."
         if errors:
             status += "\n\n" + "\n".join(f"- **{e}**" for e in errors)
-        from .analysis import detection_overlay, results_table
-
         _, rows = results_table(reports)
         overlays = []
         if analyzer.detector is not None:
@@ -244,8 +249,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
                                             format="png")
                     detection_answer = gr.Textbox(label="Raw detection answer", lines=4, elem_id="detection-answer")
                 with gr.Tab("All images"):
-                    table = gr.Dataframe(headers=["image", "verdict", "labels", "other artifacts", "reward",
-                                                  "boxes", "error"], interactive=False, elem_id="table")
+                    table = gr.Dataframe(headers=list(TABLE_COLUMNS), interactive=False, elem_id="table")
                     download = gr.File(label="Results (JSON lines, CSV)", file_count="multiple", elem_id="download")
                     raw = gr.JSON(label="Everything, as JSON (what the API returns)", elem_id="raw")
         state = gr.State([])
