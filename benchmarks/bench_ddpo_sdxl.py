@@ -21,16 +21,8 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-class _GreenMinusRed:
-    def __call__(self, images, prompts, metadata):
-        # random weights: a non-finite pixel must not stop a run that measures cost, not quality
-        return (images[:, 1] - images[:, 0]).nan_to_num().mean((1, 2)), {}
 
 
 def measure_sdxl_ddpo(
@@ -49,9 +41,9 @@ def measure_sdxl_ddpo(
     (None off CUDA; memory allocated before the build, e.g. a cached classifier, not counted) of the
     timed epoch, with the settings."""
     import torch
+    from ddpo_timing import time_ddpo_epoch
     from diffusers import DDIMScheduler
 
-    from synartifact_hf.ddpo import DDPOConfig, DDPOTrainer, PromptList
     from synartifact_hf.tiny_diffusion import sdxl_pipeline
 
     gc.collect()
@@ -61,41 +53,20 @@ def measure_sdxl_ddpo(
     before = torch.cuda.memory_allocated() if cuda else 0
     pipe = sdxl_pipeline(shape, seed=0, device=device)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    with tempfile.TemporaryDirectory() as logdir:
-        config = DDPOConfig(
-            logdir=logdir, num_epochs=2, save_freq=0, log_images=False, use_lora=True,
-            mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing, resolution=resolution,
-            sample_num_steps=sample_num_steps, sample_batch_size=images, sample_num_batches_per_epoch=1,
-            train_batch_size=train_batch_size, train_gradient_accumulation_steps=images // train_batch_size,
-            accelerator_kwargs={"cpu": not cuda},
-        )
-        marks = {}
-
-        def after_sampling(prompt_image_data, step, tracker):  # between sampling + reward and training
-            if cuda:
-                torch.cuda.synchronize()
-            marks["sampled"] = time.perf_counter()
-
-        trainer = DDPOTrainer(config, _GreenMinusRed(), PromptList(["a photo of a cat", "a goldfish"]), pipe,
-                              image_samples_hook=after_sampling)
-        trainer.train(1)  # warm-up: kernels, allocator
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        trainer.train(2)
-        if cuda:
-            torch.cuda.synchronize()
-        end = time.perf_counter()
-        peak = (torch.cuda.max_memory_allocated() - before) / 2**30 if cuda else None
-        side = trainer.family.height
-    del trainer, pipe
+    m = time_ddpo_epoch(
+        pipe, device, ["a photo of a cat", "a goldfish"], mixed_precision=mixed_precision,
+        gradient_checkpointing=gradient_checkpointing, resolution=resolution, sample_num_steps=sample_num_steps,
+        sample_batch_size=images, train_batch_size=train_batch_size,
+        train_gradient_accumulation_steps=images // train_batch_size,
+    )
+    del pipe
     gc.collect()
     return {
-        "shape": shape, "resolution": side, "mixed_precision": mixed_precision, "lora": True,
+        "shape": shape, "resolution": m["resolution"], "mixed_precision": mixed_precision, "lora": True,
         "gradient_checkpointing": gradient_checkpointing, "sample_num_steps": sample_num_steps, "images": images,
-        "s_per_image": (end - start) / images, "s_per_image_sampling": (marks["sampled"] - start) / images,
-        "s_per_image_training": (end - marks["sampled"]) / images, "peak_memory_gib": peak,
+        "s_per_image": m["s_per_image"], "s_per_image_sampling": m["s_per_image_sampling"],
+        "s_per_image_training": m["s_per_image_training"],
+        "peak_memory_gib": None if m["peak_memory_bytes"] is None else (m["peak_memory_bytes"] - before) / 2**30,
     }
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_pipeline  # noqa: E402
 import torch  # noqa: E402
+from ddpo_timing import sync, time_ddpo_epoch  # noqa: E402
 
 
 @dataclass
@@ -75,11 +76,6 @@ SMOKE = dict(device="cpu", llava_shape="tiny", sd_shape="tiny", sdxl_shape="tiny
 Row = tuple[str, float, str]  # metric, value, unit
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def pipeline_check(setup: Setup) -> list[Row]:
     classifier, model, processor, seconds = setup.classifier()
     images = bench_pipeline.sample_images(setup.num_images)
@@ -98,19 +94,9 @@ def pipeline_check(setup: Setup) -> list[Row]:
     return rows
 
 
-class _ColourReward:
-    """mean(green) - mean(red): a reward that costs nothing next to the diffusion model."""
-
-    def __call__(self, images, prompts, metadata):
-        return (images[:, 1] - images[:, 0]).float().mean((1, 2)).cpu(), {}
-
-
 def ddpo_check(setup: Setup) -> list[Row]:
-    import tempfile
-
     from diffusers import StableDiffusionPipeline
 
-    from synartifact_hf.ddpo import DDPOConfig, DDPOTrainer, PromptList
     from synartifact_hf.tiny_diffusion import SD_SHAPES, sd_pipeline
 
     before = torch.cuda.memory_allocated() if setup.device.startswith("cuda") else 0  # the cached 7B model
@@ -119,39 +105,19 @@ def ddpo_check(setup: Setup) -> list[Row]:
     pipe.set_progress_bar_config(disable=True)
     built = time.perf_counter() - start
     n = setup.ddpo_batch
-    marks: dict[str, float] = {}
-
-    def after_sampling(prompt_image_data, step, tracker):  # called between sampling+reward and training
-        _sync(setup.device)
-        marks["sampled"] = time.perf_counter()
-
-    with tempfile.TemporaryDirectory() as logdir:
-        config = DDPOConfig(
-            logdir=logdir, num_epochs=2, sample_num_steps=setup.ddpo_steps, sample_batch_size=n,
-            sample_num_batches_per_epoch=1, train_batch_size=max(1, n // 2), train_gradient_accumulation_steps=2,
-            use_lora=True, mixed_precision=setup.ddpo_mixed_precision, save_freq=0, log_images=False,
-            accelerator_kwargs={"cpu": setup.device == "cpu"},
-        )
-        trainer = DDPOTrainer(config, _ColourReward(), PromptList(["a goldfish", "a tree frog"]), pipe,
-                              image_samples_hook=after_sampling)
-        trainer.step(0, 0)  # warm-up epoch
-        if setup.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        _sync(setup.device)
-        t0 = time.perf_counter()
-        trainer.step(1, trainer.global_step)
-        _sync(setup.device)
-        t1 = time.perf_counter()
+    m = time_ddpo_epoch(pipe, setup.device, ["a goldfish", "a tree frog"], sample_num_steps=setup.ddpo_steps,
+                        sample_batch_size=n, train_batch_size=max(1, n // 2), train_gradient_accumulation_steps=2,
+                        mixed_precision=setup.ddpo_mixed_precision)
     size = SD_SHAPES[setup.sd_shape]["image_size"]
     rows: list[Row] = [
         ("build (random weights on device)", built, "s"),
-        (f"sampling, {setup.ddpo_steps} DDIM steps, {size} px, batch {n}", (marks["sampled"] - t0) / n, "s/image"),
-        (f"training, {trainer.num_train_timesteps} timesteps", (t1 - marks["sampled"]) / n, "s/image"),
+        (f"sampling, {setup.ddpo_steps} DDIM steps, {size} px, batch {n}", m["s_per_image_sampling"], "s/image"),
+        (f"training, {m['num_train_timesteps']} timesteps", m["s_per_image_training"], "s/image"),
     ]
-    if setup.device.startswith("cuda"):
+    if m["peak_memory_bytes"] is not None:
         rows.append(("peak GPU memory of the epoch (SD + LoRA + optimizer + activations)",
-                     (torch.cuda.max_memory_allocated() - before) / 2**30, "GiB"))
-    del trainer, pipe
+                     (m["peak_memory_bytes"] - before) / 2**30, "GiB"))
+    del pipe
     return rows
 
 
@@ -180,13 +146,13 @@ def reward_check(setup: Setup) -> list[Row]:
     reward = ArtifactReward(classifier, batch_size=setup.num_images, device=setup.device,
                             classifier_kwargs=bench_pipeline.generation_kwargs(setup.reward_tokens))
     reward(images[:2])  # loads MiniLM, embeds the 14 phrases once
-    _sync(setup.device)
+    sync(setup.device)
     start = time.perf_counter()
     outputs = reward.classify(images)
-    _sync(setup.device)
+    sync(setup.device)
     middle = time.perf_counter()
     reward.rewards_from_outputs(outputs)
-    _sync(setup.device)
+    sync(setup.device)
     end = time.perf_counter()
     return [(f"answers/s, batch {setup.num_images}, {setup.reward_tokens}-token answers", len(images) / (end - start),
              "answers/s"), ("BERTScore share of the reward's time", 100 * (end - middle) / (end - start), "%")]
