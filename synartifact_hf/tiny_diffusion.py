@@ -198,13 +198,13 @@ SDXL_SHAPES = {
 }
 
 
-def sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenizer_dir: str | Path | None = None):
+def sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None):
     """A random-weight ``StableDiffusionXLPipeline`` of ``SDXL_SHAPES[shape]``, in memory (float32).
 
     ``device`` builds the weights there directly (``"cuda"`` for the 3.5B-parameter ``"sdxl-base"``
     shape: its random init on CPU takes minutes). The tokenizers are the byte-level CLIP BPE of
-    ``build_tiny_sd_pipeline`` (any prompt tokenizes), written to ``tokenizer_dir`` (default: a
-    temporary folder); the second pads with ``"!"`` as SDXL's ``tokenizer_2`` does.
+    ``build_tiny_sd_pipeline`` (any prompt tokenizes, loaded from a temporary folder); the second pads
+    with ``"!"`` as SDXL's ``tokenizer_2`` does.
     """
     import tempfile
 
@@ -221,7 +221,7 @@ def sdxl_pipeline(shape: str = "tiny", seed: int = 0, device=None, tokenizer_dir
         raise ValueError(f"unknown SDXL shape {shape!r}; one of {sorted(SDXL_SHAPES)}")
     c = SDXL_SHAPES[shape]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tokenizer_dir or tmp)
+        folder = Path(tmp)
         tokenizer = _write_clip_tokenizer(folder / "tokenizer", c["max_length"])
         tokenizer_2 = _write_clip_tokenizer(folder / "tokenizer_2", c["max_length"], pad_token="!")
     torch.manual_seed(seed)

@@ -85,10 +85,6 @@ class StableDiffusionFamily:
         return self.pipeline.scheduler
 
     @property
-    def tokenizer(self):
-        return self.pipeline.tokenizer
-
-    @property
     def lora_loader(self):
         from diffusers import StableDiffusionPipeline
 
