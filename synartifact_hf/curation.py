@@ -165,6 +165,7 @@ def label_dataset(
     """
     import datasets
 
+    from .data.export import _progress_bars
     from .scaleout import process_state, share
 
     if isinstance(dataset, (str, os.PathLike)):
@@ -225,9 +226,7 @@ def label_dataset(
     bar = tqdm(total=sum(stop - start for start, stop in mine), desc="label", unit="img",
                disable=not (progress and state.is_main_process))
     label.on_batch = bar.update
-    previous = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
+    with _progress_bars(False):
         done = 0
         for start, stop in mine:
             chunk(start, stop)
@@ -237,9 +236,6 @@ def label_dataset(
         state.wait_for_everyone()
         # Every chunk is on disk now; map finds each one's cache file and computes nothing.
         parts = [chunk(start, stop) for start, stop in bounds]
-    finally:
-        if previous:
-            datasets.enable_progress_bars()
     labels = datasets.concatenate_datasets(parts) if parts else datasets.Dataset.from_dict({}, features=features)
     return datasets.concatenate_datasets([dataset, labels], axis=1)
 
