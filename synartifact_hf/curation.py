@@ -33,9 +33,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from .hub_folder import DEFAULT_MAX_SHARD_SIZE
+from .hub_folder import DEFAULT_MAX_SHARD_SIZE, package_version, progress_bars
 
 # Re-exported: load_images (an image folder -> Dataset) was public here before it moved to image_sources.
 from .image_sources import load_images
@@ -85,15 +88,22 @@ def _classifier_identity(classifier) -> str:
     return json.dumps([name, stamps, str(classifier.model.dtype)])
 
 
-def _labeller(classifier, params: dict, return_scores: bool, prefix: str):
-    from .images import MAX_IMAGE_PIXELS, load_image
+@dataclass(frozen=True)
+class _Labeller:
+    """``Dataset.map(batched=True)``'s function: one batch of image values in, the artifact columns
+    out. An unreadable image becomes that row's ``error``, never a crash; ``on_batch(n)`` (if given)
+    hears of every finished batch (the progress bar)."""
 
-    def label(images: list) -> dict:
-        rows = {prefix + name: [] for name in _COLUMNS}
-        if return_scores:
-            rows[prefix + "scores"] = []
-        readable, pils = [], []
-        errors: dict[int, str] = {}
+    classifier: Any
+    params: dict
+    return_scores: bool
+    prefix: str
+    on_batch: Callable[[int], Any] | None = None
+
+    def _read(self, images: list):
+        from .images import MAX_IMAGE_PIXELS, load_image
+
+        readable, pils, errors = [], [], {}
         for i, value in enumerate(images):
             if isinstance(value, list):  # e.g. the `images` column of the classification config
                 value = value[0] if value else None
@@ -104,22 +114,26 @@ def _labeller(classifier, params: dict, return_scores: bool, prefix: str):
                 readable.append(i)
             except Exception as err:  # one unreadable image becomes that row's error, not a crash
                 errors[i] = f"{type(err).__name__}: {err}"
-        results = dict(zip(readable, classifier(pils, batch_size=len(pils), **params))) if pils else {}
+        return readable, pils, errors
+
+    def __call__(self, images: list) -> dict:
+        readable, pils, errors = self._read(images)
+        results = dict(zip(readable, self.classifier(pils, batch_size=len(pils), **self.params))) if pils else {}
+        names = _COLUMNS + (("scores",) if self.return_scores else ())
+        rows = {self.prefix + name: [] for name in names}
         for i in range(len(images)):
             result = results.get(i, {})
-            rows[prefix + "answer"].append(result.get("generated_text"))
-            rows[prefix + "labels"].append(list(result.get("labels", [])))
-            rows[prefix + "has_artifacts"].append(result.get("has_artifacts"))
-            rows[prefix + "other_artifacts"].append(result.get("other_artifacts"))
-            rows[prefix + "parse_issues"].append(list(result.get("parse_issues", [])))
-            rows[prefix + "error"].append(errors.get(i))
-            if return_scores:
-                rows[prefix + "scores"].append(result.get("scores"))
-        label.on_batch(len(images))
+            rows[self.prefix + "answer"].append(result.get("generated_text"))
+            rows[self.prefix + "labels"].append(list(result.get("labels", [])))
+            rows[self.prefix + "has_artifacts"].append(result.get("has_artifacts"))
+            rows[self.prefix + "other_artifacts"].append(result.get("other_artifacts"))
+            rows[self.prefix + "parse_issues"].append(list(result.get("parse_issues", [])))
+            rows[self.prefix + "error"].append(errors.get(i))
+            if self.return_scores:
+                rows[self.prefix + "scores"].append(result.get("scores"))
+        if self.on_batch is not None:
+            self.on_batch(len(images))
         return rows
-
-    label.on_batch = lambda n: None
-    return label
 
 
 def label_dataset(
@@ -151,9 +165,6 @@ def label_dataset(
     """
     import datasets
 
-    from .hub_folder import package_version, progress_bars
-    from .scaleout import process_state, share
-
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_images(dataset)
     if batch_size < 1 or rows_per_cache_file < 1:
@@ -161,61 +172,92 @@ def label_dataset(
     params = {"max_new_tokens": max_new_tokens, "return_scores": return_scores}
     if instruction is not None:
         params["instruction"] = instruction
-    label = _labeller(classifier, params, return_scores, column_prefix)
     features = label_columns(return_scores, column_prefix)
-    state = process_state()
+    _check_columns(dataset, image_column, features)
+    labeller = _Labeller(classifier, params, return_scores, column_prefix)
+    if isinstance(dataset, datasets.IterableDataset):
+        return _label_lazily(dataset, labeller, image_column, batch_size, features)
+    key = json.dumps([dataset._fingerprint, image_column, _classifier_identity(classifier), params,
+                      column_prefix, package_version()], sort_keys=True, default=str)
+    return _label_in_cached_chunks(dataset, labeller, image_column, batch_size, features, key=key,
+                                   cache_dir=cache_dir, rows_per_cache_file=rows_per_cache_file, progress=progress)
 
-    columns = dataset.column_names or []
+
+def _check_columns(dataset, image_column: str, features) -> None:
+    columns = dataset.column_names or []  # an IterableDataset may not know its columns
     if columns and image_column not in columns:
         raise ValueError(f"the dataset has no {image_column!r} column (columns: {columns}); pass image_column=")
     clash = sorted(set(columns) & set(features))
     if clash:
         raise ValueError(f"the dataset already has the column(s) {clash}; pass column_prefix='predicted_' (or another)")
-    image_feature = (dataset.features or {}).get(image_column)
-    # Undecoded images reach the labeller, so a broken file becomes that row's error, not a crash.
-    undecoded = isinstance(image_feature, datasets.Image) and image_feature.decode
 
-    if isinstance(dataset, datasets.IterableDataset):
-        if state.num_processes > 1:
-            from datasets.distributed import split_dataset_by_node
 
-            dataset = split_dataset_by_node(dataset, rank=state.process_index, world_size=state.num_processes)
-        source = dataset.cast_column(image_column, datasets.Image(decode=False)) if undecoded else dataset
-        labelled = source.map(label, batched=True, batch_size=batch_size, input_columns=[image_column], features=
-                              datasets.Features({**source.features, **features}) if source.features else None)
-        return labelled.cast_column(image_column, image_feature) if undecoded else labelled
+def _decoded_image_feature(dataset, image_column: str):
+    """The column's ``datasets.Image`` feature when it decodes images, else None. Such a column is read
+    undecoded ({"bytes", "path"}) so that a broken file becomes that row's error, not a crash."""
+    import datasets
 
+    feature = (dataset.features or {}).get(image_column)
+    return feature if isinstance(feature, datasets.Image) and feature.decode else None
+
+
+def _label_lazily(dataset, labeller: _Labeller, image_column: str, batch_size: int, features):
+    """An ``IterableDataset`` is labelled as it is iterated; each process its own node shard."""
+    import datasets
+    from datasets.distributed import split_dataset_by_node
+
+    from .scaleout import process_state
+
+    state = process_state()
+    if state.num_processes > 1:
+        dataset = split_dataset_by_node(dataset, rank=state.process_index, world_size=state.num_processes)
+    decoded = _decoded_image_feature(dataset, image_column)
+    source = dataset.cast_column(image_column, datasets.Image(decode=False)) if decoded else dataset
+    all_features = datasets.Features({**source.features, **features}) if source.features else None
+    labelled = source.map(labeller, batched=True, batch_size=batch_size, input_columns=[image_column],
+                          features=all_features)
+    return labelled.cast_column(image_column, decoded) if decoded else labelled
+
+
+def _label_in_cached_chunks(dataset, labeller: _Labeller, image_column: str, batch_size: int, features, *,
+                            key: str, cache_dir, rows_per_cache_file: int, progress: bool):
+    """A ``Dataset`` is labelled in chunks of ``rows_per_cache_file`` rows, each cached in its own Arrow
+    file named from ``key`` and its bounds; each process computes its share of the chunks, then every
+    process reads all of them back (computing nothing) and returns the whole labelled dataset."""
+    import datasets
+    from tqdm.auto import tqdm
+
+    from .scaleout import process_state, share
+
+    state = process_state()
     source = dataset.select_columns([image_column])
-    if undecoded:
+    if _decoded_image_feature(dataset, image_column):
         source = source.cast_column(image_column, datasets.Image(decode=False))
     if cache_dir is None:
         cache_dir = (Path(dataset.cache_files[0]["filename"]).parent if dataset.cache_files
                      else Path(datasets.config.HF_DATASETS_CACHE) / "synartifact_labels")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = json.dumps([dataset._fingerprint, image_column, _classifier_identity(classifier), params,
-                      column_prefix, package_version()], sort_keys=True, default=str)
-    bounds = [(start, min(start + rows_per_cache_file, len(dataset))) for start in range(0, len(dataset), rows_per_cache_file)]
+    bounds = [(start, min(start + rows_per_cache_file, len(dataset)))
+              for start in range(0, len(dataset), rows_per_cache_file)]
 
-    def chunk(start: int, stop: int):
+    def chunk(start: int, stop: int, function=labeller):
         fingerprint = hashlib.sha256(f"{key}|{start}|{stop}".encode()).hexdigest()[:16]
         return source.select(range(start, stop)).map(
-            label, batched=True, batch_size=batch_size, input_columns=[image_column], remove_columns=[image_column],
-            features=features, new_fingerprint=fingerprint, load_from_cache_file=True,
-            cache_file_name=str(cache_dir / f"synartifact-labels-{fingerprint}.arrow"),
+            function, batched=True, batch_size=batch_size, input_columns=[image_column],
+            remove_columns=[image_column], features=features, new_fingerprint=fingerprint,
+            load_from_cache_file=True, cache_file_name=str(cache_dir / f"synartifact-labels-{fingerprint}.arrow"),
         )
-
-    from tqdm.auto import tqdm
 
     mine = [bounds[i] for i in share(len(bounds), state.process_index, state.num_processes)]
     # One bar on the main process over its rows (datasets' own bars would be one per chunk).
     bar = tqdm(total=sum(stop - start for start, stop in mine), desc="label", unit="img",
                disable=not (progress and state.is_main_process))
-    label.on_batch = bar.update
+    counting = replace(labeller, on_batch=bar.update)
     with progress_bars(False):
         done = 0
         for start, stop in mine:
-            chunk(start, stop)
+            chunk(start, stop, counting)
             done += stop - start
             bar.update(done - bar.n)  # a chunk read from the cache counts too
         bar.close()
@@ -305,8 +347,8 @@ def write_curated_folder(
         write_parquet_shards,
         yaml_block,
     )
+    from .instructions import classification_instruction
     from .paper import CITATION
-    from .prompts import classification_instruction
     from .taxonomy import NAMES
 
     out_dir = Path(out_dir)
