@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> int:
     from synartifact_hf.app.serving import burst, running_app, upload
     from synartifact_hf.app.ui import QUEUE_SIZE
-    from synartifact_hf.data.sample import SAMPLE_DIR
+    from synartifact_hf.data.embedded_sample import SAMPLE_DIR
     from synartifact_hf.tiny_models import build_tiny_llava
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

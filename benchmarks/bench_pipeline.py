@@ -124,7 +124,7 @@ def throughput(classifier, images, batch_sizes, new_tokens: int, device: str) ->
 
 def time_split(model, processor, images, batch_size: int, new_tokens: int, device: str) -> tuple[float, float, float]:
     """Seconds of one batch spent in image encoding, prefill (text model) and decoding."""
-    from synartifact_hf.prompts import render_prompt
+    from synartifact_hf.instructions import render_prompt
 
     batch = images[:batch_size]
     inputs = processor(images=[[im] for im in batch], text=[render_prompt(processor)] * len(batch),
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=24, help="answer length (forced)")
     args = parser.parse_args(argv)
 
-    from synartifact_hf.prompts import render_prompt
+    from synartifact_hf.instructions import render_prompt
 
     classifier, model, processor, seconds = build_classifier(args.shape, args.device)
     params = sum(p.numel() for p in model.parameters())

@@ -67,7 +67,7 @@ GARBAGE = [
 def realistic_answers(n: int = 256, seed: int = 0) -> list[str]:
     """A fixed mix of what a classifier answers: formatted label sets (half "No artifacts"), detection
     answers with boxes, label sets with an other-artifacts caption, free captions, garbage and empties."""
-    from synartifact_hf.prompts import format_classification_answer, format_detection_answer
+    from synartifact_hf.instructions import format_classification_answer, format_detection_answer
     from synartifact_hf.taxonomy import ARTIFACT_NAMES, OTHER_ARTIFACTS
 
     rng = random.Random(seed)

@@ -228,8 +228,8 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
 
     from synartifact_hf.cards import render_card
     from synartifact_hf.ddpo import DDPOTrainer, ImageNetAnimalPrompts
+    from synartifact_hf.figures import plot_reward_curve, save_before_after_grid
     from synartifact_hf.training import check_launch
-    from synartifact_hf.viz import plot_reward_curve, save_before_after_grid
 
     state = process_state(config)
     pipe = build_pipeline(args, device=str(state.device))

@@ -5,9 +5,10 @@ import sys
 
 
 def _register_artifact_classification() -> None:
-    # Importing transformers.pipelines costs ~10 s (it loads torch), so `import synartifact_hf` does not
-    # do it: the "artifact-classification" task is registered right after transformers.pipelines is
-    # imported by someone else (e.g. `from transformers import pipeline; pipeline(...)`), or now if it
+    # Registration 1 of 3 (see synartifact_hf.pipeline.register_pipeline for all three and why each is
+    # needed). Importing transformers.pipelines costs ~10 s (it loads torch), so `import synartifact_hf`
+    # does not do it: the "artifact-classification" task is registered right after transformers.pipelines
+    # is imported by someone else (e.g. `from transformers import pipeline; pipeline(...)`), or now if it
     # already was.
     module = sys.modules.get("synartifact_hf.pipeline")
     if module is None or hasattr(module, "register_pipeline"):

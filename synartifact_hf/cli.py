@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push-dataset": ("synartifact_hf.data.cli_push_dataset", "upload a built dataset folder to the Hub"),
     "visualize": ("synartifact_hf.data.cli_visualize", "draw boxes, classes and captions of a built dataset to PNGs"),
     "evaluate": ("synartifact_hf.cli_evaluate", "Table-2-style report of a classifier on a built dataset split"),
-    "classify": ("synartifact_hf.classify", "classify images, folders or a built dataset with a VLM to JSON lines"),
+    "classify": ("synartifact_hf.cli_classify", "classify images, folders or a built dataset with a VLM to JSON lines"),
     "install-metrics": ("synartifact_hf.metrics.cli_install_metrics",
                         'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
     "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),

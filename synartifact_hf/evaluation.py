@@ -281,9 +281,9 @@ def evaluate_checkpoint(
     device (:mod:`synartifact_hf.scaleout`); every process returns the full report, and only the main
     process writes ``output_dir``.
     """
+    from .instructions import detection_instruction
     from .parsing import parse_answer
     from .pipeline import load_pipeline
-    from .prompts import detection_instruction
     from .scaleout import gather_in_order, process_device, process_state, share
 
     if paper_row is not None and paper_row not in PAPER_TABLE2:
@@ -345,13 +345,13 @@ def write_report(report: EvaluationReport, output_dir, *, images=None, max_box_p
     ``images``: the evaluated rows (with ``images``), needed for the detection box figure.
     Files are written to temporary names and renamed, so a crash leaves no half-written report.
     """
-    from .prompts import padded_to_pixel
-    from .viz import (
+    from .figures import (
         draw_box_comparison,
         plot_label_cooccurrence,
         plot_per_class_scores,
         save_box_comparison_grid,
     )
+    from .instructions import padded_to_pixel
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

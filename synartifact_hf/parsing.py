@@ -5,7 +5,7 @@ also what models actually write: other numbering styles ("1)", "-", "*", none), 
 extra punctuation, several options on one line separated by commas or semicolons, near names and
 common variants ("Distortion", "blurry", "illegible text") and small typos. List numbers are item
 counters, never option numbers. Detection answers (four sub-tasks, see
-:func:`synartifact_hf.prompts.detection_instruction`) are recognised by their headers.
+:func:`synartifact_hf.instructions.detection_instruction`) are recognised by their headers.
 
 Nothing is guessed silently: an empty or unreadable answer gives no labels (never "No artifacts")
 and an issue; "No artifacts" next to artifact labels is a conflict (the artifacts win, flagged).

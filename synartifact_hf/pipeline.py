@@ -37,8 +37,8 @@ from transformers import GenerationConfig, Pipeline
 # (``from synartifact_hf.pipeline import load_image``).
 from .atomic import write_text_atomic
 from .images import MAX_IMAGE_PIXELS, ImageTooLargeError, UnreadableImageError, load_image
+from .instructions import classification_instruction, render_prompt
 from .parsing import parse_answer
-from .prompts import classification_instruction, render_prompt
 from .scoring import OptionScorer, continuation_texts, encode_continuations, scores_from_logprobs
 from .taxonomy import NAMES
 
@@ -230,7 +230,11 @@ class ArtifactClassificationPipeline(Pipeline):
         works without synartifact-hf installed."""
         if not safe_serialization:
             raise ValueError("Only safetensors serialization is supported (safe_serialization=True)")
-        register_pipeline()  # sets _registered_impl, which the base class writes as custom_pipelines
+        # Registration 3 of 3 (see register_pipeline): a copy of this module loaded with trust_remote_code
+        # was never registered (transformers does not register custom pipelines), and the base class
+        # writes custom_pipelines only from the _registered_impl that registering sets; re-saving such a
+        # pipeline needs it. For the installed class this is a no-op.
+        register_pipeline()
         super().save_pretrained(save_directory, **kwargs)  # transformers 5 writes safetensors only
         # Processor-only pipelines: the base class saves tokenizer and image processor separately, not the
         # processor config (patch size, image tokens) nor its chat template.
@@ -255,8 +259,7 @@ def add_pipeline_code(checkpoint_dir: str | os.PathLike) -> Path:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} has no config.json; pass a folder written by save_pretrained")
-    register_pipeline()
-    info = dict(PIPELINE_REGISTRY.supported_tasks[TASK])
+    info = dict(PIPELINE_REGISTRY.supported_tasks[TASK])  # registered when this module was imported
     # The same entry Pipeline.save_pretrained writes: classes become names the Hub loader resolves.
     info["impl"] = f"{__name__.split('.')[-1]}.{ArtifactClassificationPipeline.__name__}"
     info["pt"] = tuple(cls.__name__ for cls in info["pt"])
@@ -269,8 +272,21 @@ def add_pipeline_code(checkpoint_dir: str | os.PathLike) -> Path:
 
 
 def register_pipeline() -> None:
-    """Register ``"artifact-classification"`` with transformers (idempotent). ``import synartifact_hf``
-    does this as soon as ``transformers.pipelines`` is imported."""
+    """Register ``"artifact-classification"`` with transformers (idempotent).
+
+    Called from three places, each needed by a user path:
+
+    1. ``synartifact_hf/__init__.py``'s import hook, right after ``transformers.pipelines`` is imported:
+       ``import synartifact_hf; pipeline("artifact-classification", ...)`` works without importing this
+       module first, and ``import synartifact_hf`` stays fast (it imports neither torch nor transformers).
+    2. The end of this module's own import: a user who imports ``synartifact_hf.pipeline`` directly
+       triggers the hook while this module is only half imported (it imports ``transformers.pipelines``
+       itself), so the hook leaves the registration to this line.
+    3. :meth:`ArtifactClassificationPipeline.save_pretrained`, for a copy loaded with ``trust_remote_code``.
+
+    :func:`load_pipeline` and :func:`add_pipeline_code` live in this module, so it is registered by the
+    time they run; they do not register again.
+    """
     from transformers import AutoModelForImageTextToText
     from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -294,7 +310,6 @@ def load_pipeline(model: str | os.PathLike | None = None, revision: str | None =
     """
     from transformers import pipeline
 
-    register_pipeline()
     if model is None:
         model, revision = DEFAULT_MODEL[0], revision or DEFAULT_MODEL[1]
     local = Path(model)
@@ -323,6 +338,6 @@ def load_pipeline(model: str | os.PathLike | None = None, revision: str | None =
 
 
 if __name__ == "synartifact_hf.pipeline":
-    # Only the installed package registers itself; a copy loaded with trust_remote_code is registered by
-    # transformers from config.json's custom_pipelines.
+    # Registration 2 of 3 (see register_pipeline). Only the installed package registers itself; a copy
+    # loaded with trust_remote_code is found by transformers through config.json's custom_pipelines.
     register_pipeline()

@@ -31,7 +31,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from .prompts import classification_instruction, conversation, format_classification_answer, render_prompt
+from .instructions import (
+    classification_instruction,
+    conversation,
+    format_classification_answer,
+    render_prompt,
+)
 from .taxonomy import CLASSES, NAMES
 
 __all__ = [

@@ -75,7 +75,7 @@ IDEFICS3_CHAT_TEMPLATE = (
 
 def training_text() -> list[str]:
     """Text the tiny tokenizers are trained on: both instructions, every option and answer line."""
-    from .prompts import classification_instruction, detection_instruction, format_classification_answer
+    from .instructions import classification_instruction, detection_instruction, format_classification_answer
     from .taxonomy import CLASSES
 
     lines = [classification_instruction(), classification_instruction(headings=True), detection_instruction()]

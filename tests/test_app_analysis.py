@@ -25,9 +25,9 @@ from synartifact_hf.app.analysis import (
     read_detection,
     write_results,
 )
-from synartifact_hf.data.sample import SAMPLE_DIR
-from synartifact_hf.prompts import format_detection_answer, pixel_to_padded
-from synartifact_hf.viz import PREDICTED_COLOR
+from synartifact_hf.data.embedded_sample import SAMPLE_DIR
+from synartifact_hf.figures import PREDICTED_COLOR
+from synartifact_hf.instructions import format_detection_answer, pixel_to_padded
 
 SAMPLE = SAMPLE_DIR / "sub_data_0/images/000000037.png"
 TOKENS = 12

@@ -20,7 +20,7 @@ import pytest
 gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install 'synartifact-hf[app]'")
 
 from synartifact_hf.app.serving import burst, call_analyze, running_app, upload  # noqa: E402
-from synartifact_hf.data.sample import SAMPLE_DIR  # noqa: E402
+from synartifact_hf.data.embedded_sample import SAMPLE_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = SAMPLE_DIR / "sub_data_0/images/000000037.png"  # test split, first sample: two reference boxes

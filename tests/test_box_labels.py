@@ -8,14 +8,14 @@ import json
 from PIL import Image, ImageFont
 
 from synartifact_hf.box_labels import layout_box_labels, overlaps, touches
-from synartifact_hf.taxonomy import NAMES
-from synartifact_hf.viz import (
+from synartifact_hf.figures import (
     CLASS_COLORS,
     PREDICTED_COLOR,
     REFERENCE_COLOR,
     draw_artifacts,
     draw_box_comparison,
 )
+from synartifact_hf.taxonomy import NAMES
 
 
 def _check(layout, n_boxes: int, image_size: tuple[int, int], *, attached: bool = True) -> None:

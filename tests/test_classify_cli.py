@@ -85,8 +85,8 @@ def test_resume_skips_done_images_and_drops_a_half_written_line(tiny_llava_path,
 def test_built_dataset_folder(tiny_llava_path, tmp_path):
     from datasets import load_dataset
 
+    from synartifact_hf.data.embedded_sample import SAMPLE_DIR
     from synartifact_hf.data.export import build_dataset
-    from synartifact_hf.data.sample import SAMPLE_DIR
 
     folder = tmp_path / "synartifact"
     build_dataset(SAMPLE_DIR, folder, configs=["default"], progress=False)
@@ -102,3 +102,37 @@ def test_built_dataset_folder(tiny_llava_path, tmp_path):
 def test_missing_path_is_a_clear_error(tiny_llava_path, tmp_path):
     with pytest.raises(SystemExit, match="nope.png: no such file or folder"):
         _classify(tiny_llava_path, tmp_path / "nope.png", output=tmp_path / "x.jsonl")
+
+
+def test_image_sources_raise_exceptions_and_log_instead_of_exiting_and_printing(tmp_path, caplog, capsys):
+    """Library code raises (the CLI alone turns errors into exit codes) and logs instead of printing."""
+    from synartifact_hf.image_sources import collect_items, image_files
+
+    with pytest.raises(FileNotFoundError, match="nope.png: no such file or folder"):
+        collect_items([str(tmp_path / "nope.png")])
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (4, 4)).save(outside)
+    folder = tmp_path / "folder"
+    _write_images(folder, 1)
+    (folder / "link.png").symlink_to(outside)
+    with caplog.at_level("WARNING", logger="synartifact_hf.image_sources"):
+        assert [p.name for p in image_files(folder)] == ["img0.png"]
+    assert "links outside" in caplog.text and capsys.readouterr().err == ""
+
+
+def test_bad_results_file_is_a_clear_error_from_the_cli(tiny_llava_path, tree, tmp_path):
+    output = tmp_path / "out.jsonl"
+    output.write_text('{"not": "a result"}\n')
+    with pytest.raises(SystemExit, match=r"out.jsonl:1 has no 'image' key"):
+        _classify(tiny_llava_path, tree[1], output=output)
+
+
+def test_summary_reads_the_output_one_record_at_a_time():
+    from synartifact_hf.cli_classify import summarize
+
+    records = iter([{"image": "a", "labels": ["Localized blur"], "has_artifacts": True},
+                    {"image": "b", "labels": [], "has_artifacts": False},
+                    {"image": "c", "labels": [], "has_artifacts": None},
+                    {"image": "d", "error": "UnreadableImageError: ..."}])
+    assert summarize(records) == {"images": 4, "errors": 1, "with_artifacts": 1, "without_artifacts": 1,
+                                  "unparsed": 1, "labels": {"Localized blur": 1}}

@@ -122,7 +122,7 @@ def test_curate_writes_a_hub_ready_folder(tiny_llava_path, folder, tmp_path, cap
     from datasets import load_dataset
 
     from synartifact_hf.data.hub import validate_dataset_folder
-    from synartifact_hf.prompts import classification_instruction
+    from synartifact_hf.instructions import classification_instruction
 
     out = tmp_path / "generated-all"
     args = ["curate", str(folder), "--model", str(tiny_llava_path), "--max-new-tokens", "4", "--keep", "all",

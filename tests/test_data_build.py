@@ -26,13 +26,13 @@ from synartifact_hf.data import (
     card_statistics,
     features_for,
 )
-from synartifact_hf.parsing import parse_answer
-from synartifact_hf.prompts import (
+from synartifact_hf.instructions import (
     classification_instruction,
     detection_instruction,
     format_classification_answer,
     padded_to_pixel,
 )
+from synartifact_hf.parsing import parse_answer
 from synartifact_hf.taxonomy import NAMES
 
 

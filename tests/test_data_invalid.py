@@ -17,7 +17,7 @@ from PIL import Image
 
 from synartifact_hf.cli import main
 from synartifact_hf.data import SAMPLE_DIR, ReleaseError, build_dataset, scan_release
-from synartifact_hf.data.sample import SAMPLE_FILES
+from synartifact_hf.data.embedded_sample import SAMPLE_FILES
 
 IMG = "sub_data_1/images/000000077.png"  # train, 768x768, 2 boxes
 ANN = "sub_data_1/annotation_json_artifacts_class/000000077.json"

@@ -1,4 +1,4 @@
-"""visualize (overlays + histogram PNGs), viz helpers and the card renderer."""
+"""visualize (overlays + histogram PNGs), figures helpers and the card renderer."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from PIL import Image
 from synartifact_hf import cards
 from synartifact_hf.cli import main
 from synartifact_hf.data import build_sample_dataset
+from synartifact_hf.figures import CLASS_COLORS, draw_artifacts, plot_class_distribution
 from synartifact_hf.taxonomy import NAMES
-from synartifact_hf.viz import CLASS_COLORS, draw_artifacts, plot_class_distribution
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_visualize_by_image_id_and_errors(built, tmp_path, capsys):
 
 @pytest.mark.parametrize("image_id", ["../escape", "sub/name", "/abs", "..", "a\\b"])
 def test_overlays_refuse_image_ids_that_leave_the_output_folder(tmp_path, image_id):
-    from synartifact_hf.viz import save_artifact_overlays
+    from synartifact_hf.figures import save_artifact_overlays
 
     row = {"image": Image.new("RGB", (8, 8)), "artifacts": [], "labels": [13], "image_id": image_id}
     with pytest.raises(ValueError, match="not a plain file name"):

@@ -61,8 +61,8 @@ def test_detection_boxes_scored_and_drawn(sample_dataset, tmp_path):
     from datasets import load_dataset
     from PIL import Image
 
+    from synartifact_hf.instructions import format_detection_answer
     from synartifact_hf.parsing import parse_answer
-    from synartifact_hf.prompts import format_detection_answer
 
     test = load_dataset(str(sample_dataset), "detection", split="test")
     records = []

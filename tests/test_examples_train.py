@@ -183,7 +183,7 @@ def test_share_pipeline_code(train_script, tiny_llava_path, sample_dataset, tmp_
     # folder in a process that cannot import synartifact_hf); with it installed, load_pipeline uses ours.
     config = json.loads((out / "config.json").read_text())
     assert config["custom_pipelines"]["artifact-classification"]["impl"] == "pipeline.ArtifactClassificationPipeline"
-    assert {"pipeline.py", "parsing.py", "prompts.py", "taxonomy.py", "scoring.py"} <= {p.name for p in out.glob("*.py")}
+    assert {"pipeline.py", "parsing.py", "instructions.py", "images.py", "taxonomy.py", "scoring.py"} <= {p.name for p in out.glob("*.py")}
     from PIL import Image
 
     result = load_pipeline(out)(Image.new("RGB", (40, 30), (10, 200, 10)), max_new_tokens=4)

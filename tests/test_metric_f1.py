@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import synartifact_hf.metrics
+from synartifact_hf.instructions import format_classification_answer
 from synartifact_hf.metrics.artifact_f1.multilabel import CLASS_NAMES, multilabel_scores
-from synartifact_hf.prompts import format_classification_answer
 from synartifact_hf.taxonomy import NAMES
 
 DUP, OMIT, BLUR, TEX, DIST, NO = (

@@ -9,8 +9,8 @@ import evaluate
 import pytest
 
 import synartifact_hf.metrics
+from synartifact_hf.instructions import format_detection_answer
 from synartifact_hf.metrics.artifact_iou.box_matching import box_iou, detection_scores, match_boxes
-from synartifact_hf.prompts import format_detection_answer
 
 BLUR, TEX, DUP = "Localized blur", "Abnormal texture", "Duplicated components"
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synartifact_hf.instructions import format_classification_answer, format_detection_answer
 from synartifact_hf.parsing import parse_answer
-from synartifact_hf.prompts import format_classification_answer, format_detection_answer
 from synartifact_hf.taxonomy import ARTIFACT_NAMES, NAMES
 
 DIST, DUP, OMIT, BLUR, OTHER = (

@@ -115,7 +115,7 @@ def test_reward_pool_is_shut_down_after_train_and_on_error(tmp_path, tiny_sd_pat
 
 def test_prompt_functions_module_is_named_for_what_it_holds():
     import synartifact_hf.ddpo.prompts as old_path
-    import synartifact_hf.prompts as instructions
+    import synartifact_hf.instructions as instructions
     from synartifact_hf.rl import prompt_functions
 
     assert old_path.ImageNetAnimalPrompts is prompt_functions.ImageNetAnimalPrompts

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synartifact_hf.data.sample import SAMPLE_DIR, SAMPLE_FILES
+from synartifact_hf.data.embedded_sample import SAMPLE_DIR, SAMPLE_FILES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "synartifact_hf"
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -97,6 +97,21 @@ def test_merge_orders_dedupes_keeps_unknown_keys_and_drops_torn_lines(tmp_path):
         merge_json_lines(output, [bad], order)
 
 
+def test_ignored_device_is_a_warning_not_a_print(monkeypatch, capsys):
+    """Reached from evaluate_checkpoint (library code): warn through ``warnings``, never print."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from synartifact_hf.scaleout import process_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    rank1 = SimpleNamespace(num_processes=2, process_index=1, local_process_index=1)  # rank 1 of 2, one node
+    with pytest.warns(UserWarning, match="ignoring device='cuda:0' on rank 1"):
+        assert process_device(rank1, "cuda:0") == "cuda:1"
+    assert capsys.readouterr().out == ""
+
+
 @needs_torchrun
 def test_classify_on_two_processes_equals_one_process(tiny_llava_path, tmp_path, capsys):
     folder = _images(tmp_path / "imgs", 12)
@@ -153,8 +168,8 @@ def test_classify_resumes_after_kill_9_with_another_number_of_processes(tiny_lla
 
 @needs_torchrun
 def test_evaluate_on_two_processes_equals_one_process(tiny_llava_path, tmp_path):
+    from synartifact_hf.data.embedded_sample import SAMPLE_DIR
     from synartifact_hf.data.export import build_dataset
-    from synartifact_hf.data.sample import SAMPLE_DIR
 
     folder = tmp_path / "synartifact"
     build_dataset(SAMPLE_DIR, folder, configs=["classification"], progress=False)

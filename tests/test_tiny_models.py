@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from synartifact_hf.prompts import conversation, format_classification_answer, render_prompt
+from synartifact_hf.instructions import conversation, format_classification_answer, render_prompt
 from synartifact_hf.tiny_models import build_tiny_llava, training_text
 
 

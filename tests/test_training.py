@@ -184,7 +184,7 @@ def test_assemble_llava_end_to_end(parts_for_assembly, tmp_path):
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from synartifact_hf.prompts import render_prompt
+    from synartifact_hf.instructions import render_prompt
 
     tower, lm, tokenizer, state, path = parts_for_assembly
     tower_weight = tower.embeddings.patch_embedding.weight.clone()
@@ -226,7 +226,7 @@ def test_assemble_llava_end_to_end(parts_for_assembly, tmp_path):
 
 def test_chat_template_prompt_is_prefix_of_conversation(parts_for_assembly):
     """TRL splits prompt/completion by rendering both; the answer must follow the generation prompt."""
-    from synartifact_hf.prompts import conversation
+    from synartifact_hf.instructions import conversation
 
     tower, lm, tokenizer, _, path = parts_for_assembly
     _, processor = assemble_llava(tower, lm, path, tokenizer=tokenizer)

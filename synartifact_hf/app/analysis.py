@@ -85,8 +85,8 @@ def decode_upload(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS):
 def sample_references() -> dict[str, dict]:
     """``{sha256 of the image file: {"image_id", "boxes", "labels", "other_caption"}}`` for the bundled
     SynArtifact-1K sample images, so the app can draw their reference boxes (for these files only)."""
+    from ..data.embedded_sample import SAMPLE_DIR
     from ..data.release import scan_release
-    from ..data.sample import SAMPLE_DIR
 
     references = {}
     for record in scan_release(SAMPLE_DIR, verify_images=False, progress=False).all_records():
@@ -102,7 +102,7 @@ def sample_references() -> dict[str, dict]:
 
 def sample_image_paths() -> list[Path]:
     """The bundled sample images (placeholders with the project-written annotations), test split first."""
-    from ..data.sample import SAMPLE_DIR, SAMPLE_FILES
+    from ..data.embedded_sample import SAMPLE_DIR, SAMPLE_FILES
 
     ordered = sorted(SAMPLE_FILES, key=lambda item: item[0] != "test")
     return [SAMPLE_DIR / file_name for _, file_name in ordered]
@@ -136,7 +136,7 @@ class ImageReport:
 
 def detection_overlay(image, boxes: Sequence[dict], reference_boxes: Sequence[dict] = ()):
     """``image`` with the predicted boxes (yellow) and reference boxes (green) drawn, in pixels."""
-    from ..viz import draw_box_comparison
+    from ..figures import draw_box_comparison
 
     return draw_box_comparison(image, boxes, reference_boxes)
 
@@ -144,8 +144,8 @@ def detection_overlay(image, boxes: Sequence[dict], reference_boxes: Sequence[di
 def read_detection(answer: str, width: int, height: int) -> dict:
     """A detection answer read for a ``width`` x ``height`` image: boxes in pixels (the answer's are
     fractions of the padded square), judgement, labels, parse issues."""
+    from ..instructions import padded_to_pixel
     from ..parsing import parse_answer
-    from ..prompts import padded_to_pixel
 
     parsed = parse_answer(answer)
     boxes = [{"label": b["label"], "bbox": [round(v, 1) for v in padded_to_pixel(b["bbox"], width, height)]}
@@ -212,7 +212,7 @@ class ArtifactAnalyzer:
 
     def detect(self, image) -> dict:
         """The detector's answer for one decoded image, its boxes converted to pixels of ``image``."""
-        from ..prompts import detection_instruction
+        from ..instructions import detection_instruction
 
         out = self.detector(image, instruction=detection_instruction(), max_new_tokens=self.detection_max_new_tokens)
         return read_detection(out["generated_text"], *image.size)

@@ -23,7 +23,7 @@ class InProcessClassifier(ClassifierBackend):
 
     def __init__(self, pipeline, *, batch_size: int = 8, max_new_tokens: int | None = None,
                  instruction: str | None = None, return_scores: bool = False):
-        from ..prompts import classification_instruction
+        from ..instructions import classification_instruction
 
         self.pipeline = pipeline
         self.batch_size = batch_size

@@ -1,7 +1,7 @@
 """The classifier behind an OpenAI-compatible server (vLLM, SGLang, TGI, ``transformers serve``).
 
 Each image is one chat-completions request whose single user message is the one the in-process pipeline
-renders through the chat template (:func:`synartifact_hf.prompts.conversation`: the image, then the
+renders through the chat template (:func:`synartifact_hf.instructions.conversation`: the image, then the
 instruction), with the image as a base64 PNG data URL (after the pipeline's pixel cap),
 ``temperature=0`` and the pipeline's ``max_new_tokens``: the server applies the model's own chat template,
 so greedy answers match the in-process ones. The answer goes through the same parser.
@@ -72,9 +72,9 @@ def image_data_url(image, max_pixels: int | None = None) -> str:
 
 
 def chat_messages(instruction: str, image_url: str) -> list[dict]:
-    """The pipeline's conversation (:func:`~synartifact_hf.prompts.conversation`) in the OpenAI format:
+    """The pipeline's conversation (:func:`~synartifact_hf.instructions.conversation`) in the OpenAI format:
     its image placeholder becomes the data URL, in the same place."""
-    from ..prompts import conversation
+    from ..instructions import conversation
 
     messages = []
     for message in conversation(instruction):
@@ -122,7 +122,7 @@ class ServedClassifier(ClassifierBackend):
                  max_image_pixels: int | None = None):
         from openai import OpenAI, Timeout
 
-        from ..prompts import classification_instruction
+        from ..instructions import classification_instruction
 
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")

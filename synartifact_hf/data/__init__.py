@@ -6,6 +6,7 @@
 """
 
 from .builder import CONFIG_NAMES, SynArtifact1K, SynArtifact1KConfig, example_for, features_for
+from .embedded_sample import SAMPLE_DIR, build_sample_dataset
 from .export import BuildReport, build_dataset, card_statistics
 from .hub import push_dataset, validate_dataset_folder
 from .release import (
@@ -19,7 +20,6 @@ from .release import (
     read_image_size,
     scan_release,
 )
-from .sample import SAMPLE_DIR, build_sample_dataset
 from .statistics import DatasetStatistics, compute_statistics
 
 __all__ = [

@@ -17,7 +17,7 @@ applies, ``["No artifacts"]``. The T2I-misalignment caption never makes a label.
 
 Images stream: each example reads its image file when it is written, so memory stays flat.
 
->>> from synartifact_hf.data.sample import SAMPLE_DIR
+>>> from synartifact_hf.data.embedded_sample import SAMPLE_DIR
 >>> import tempfile
 >>> builder = SynArtifact1K(data_dir=str(SAMPLE_DIR), config_name="classification", cache_dir=tempfile.mkdtemp())
 >>> builder.download_and_prepare()
@@ -35,8 +35,7 @@ from dataclasses import dataclass
 import datasets
 from datasets.builder import Key
 
-from ..paper import CITATION
-from ..prompts import (
+from ..instructions import (
     assistant_message,
     classification_instruction,
     detection_instruction,
@@ -45,6 +44,7 @@ from ..prompts import (
     pixel_to_padded,
     user_message,
 )
+from ..paper import CITATION
 from ..taxonomy import NAMES, NO_ARTIFACTS_ID
 from .label_rules import DEFAULT_LABEL_RULE, answer_other_caption, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseError, ReleaseRecord, scan_release

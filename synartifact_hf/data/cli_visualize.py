@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .visualize import visualize_dataset
+    from .dataset_figures import visualize_dataset
 
     try:
         written = visualize_dataset(

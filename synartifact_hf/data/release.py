@@ -14,7 +14,7 @@ their header for the size; with ``verify_images`` (default) they are also decode
 truncated file is caught here rather than in a user's training loop. Nothing in the release is
 ever written to.
 
->>> from synartifact_hf.data.sample import SAMPLE_DIR
+>>> from synartifact_hf.data.embedded_sample import SAMPLE_DIR
 >>> release = scan_release(SAMPLE_DIR, progress=False)
 >>> sorted(release.records), release.num_records, release.skipped
 (['test', 'train'], 18, [])

@@ -78,8 +78,8 @@ def _print_answers(report, limit: int = 3) -> None:
 def run(args: argparse.Namespace) -> int:
     import datasets
 
+    from ..data.embedded_sample import build_sample_dataset
     from ..data.export import card_statistics
-    from ..data.sample import build_sample_dataset
     from ..reward import ArtifactReward
     from .comparison import TOY_NOTE, model_row, write_comparison
     from .finetune import REAL_MODEL_LLM_MODE, TINY_RECIPE, finetune_classifier

@@ -68,8 +68,8 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     from ..ddpo import DDPOConfig, DDPOTrainer, ImageNetAnimalPrompts
+    from ..figures import plot_reward_curve
     from ..reward import ArtifactReward
-    from ..viz import plot_reward_curve
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ rectified-flow transformers): they differ only in the step kernel and the object
 - ``stat_tracking.py``: `PerPromptStatTracker`, `normalize_rewards`, `group_advantages` (GRPO).
 - ``families.py``: the pipeline-family seam (SD 1.x/2.x, SDXL, SD3/SD3.5, FLUX.1).
 - ``prompt_functions.py``: picklable prompt functions (`PromptList`, `ImageNetAnimalPrompts`); not the
-  classifier's instructions, which are ``synartifact_hf.prompts``.
+  classifier's instructions, which are ``synartifact_hf.instructions``.
 
 Importing this package is light: nothing here is imported until asked for.
 """

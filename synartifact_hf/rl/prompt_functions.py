@@ -1,6 +1,6 @@
 """Prompt functions for RL fine-tuning (DDPO, Flow-GRPO): picklable callables ``prompt_fn() -> (prompt, metadata)``.
 
-Not to be confused with ``synartifact_hf.prompts`` (the classifier's instructions).
+Not to be confused with ``synartifact_hf.instructions`` (the classifier's instructions).
 
 The paper's prompt set is ddpo-pytorch's "ImageNet animals": the first 398 ImageNet class names,
 shipped here as package data (``imagenet_animals.txt``; provenance and MIT license in

@@ -7,11 +7,11 @@ files (see ``sample/README.md``). The images are flat placeholders (a colour, th
 the id, the generator and the size) at the size each generator produces, picked so that every
 annotated box fits.
 
->>> from synartifact_hf.data.sample import SAMPLE_DIR, SAMPLE_FILES
+>>> from synartifact_hf.data.embedded_sample import SAMPLE_DIR, SAMPLE_FILES
 >>> (SAMPLE_DIR / "train.txt").is_file(), len(SAMPLE_FILES)
 (True, 18)
 
-Regenerate the placeholders (deterministic) with ``python -m synartifact_hf.data.sample``.
+Regenerate the placeholders (deterministic) with ``python -m synartifact_hf.data.embedded_sample``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synartifact_hf import prompts
+from synartifact_hf import instructions
 from synartifact_hf.taxonomy import NAMES
 
 FIG11 = """You are my assistant to analyze this image. There are some options for you.
@@ -35,39 +35,39 @@ The format of your answer should follow the format of examples. Don't make a lon
 
 
 def test_classification_instruction_is_figure_11_verbatim():
-    assert prompts.classification_instruction() == FIG11
+    assert instructions.classification_instruction() == FIG11
 
 
 def test_headings_are_optional_and_wrap_the_same_text():
-    with_headings = prompts.classification_instruction(headings=True)
+    with_headings = instructions.classification_instruction(headings=True)
     lines = with_headings.splitlines()
     assert lines[0] == "Task description:"
     assert "Answer examples:" in lines and "Answer commands:" in lines
-    assert [line for line in lines if line not in prompts.HEADINGS] == FIG11.splitlines()
+    assert [line for line in lines if line not in instructions.HEADINGS] == FIG11.splitlines()
 
 
 def test_formatter_orders_and_numbers():
-    assert prompts.format_classification_answer(["Omitted components", "Duplicated components"]) == (
+    assert instructions.format_classification_answer(["Omitted components", "Duplicated components"]) == (
         "1. Duplicated components.\n2. Omitted components."
     )
-    assert prompts.format_classification_answer([]) == "1. No artifacts."
-    assert prompts.format_classification_answer(["No artifacts"]) == "1. No artifacts."
-    assert prompts.format_classification_answer([1, 12], "The gown is out of frame.") == (
+    assert instructions.format_classification_answer([]) == "1. No artifacts."
+    assert instructions.format_classification_answer(["No artifacts"]) == "1. No artifacts."
+    assert instructions.format_classification_answer([1, 12], "The gown is out of frame.") == (
         "1. Awkward facial expression.\n2. Other artifacts: The gown is out of frame."
     )
     # a caption implies "Other artifacts"
-    assert prompts.format_classification_answer([], "blob") == "1. Other artifacts: blob"
+    assert instructions.format_classification_answer([], "blob") == "1. Other artifacts: blob"
 
 
 def test_formatter_rejects_conflicts_and_unknowns():
     with pytest.raises(ValueError, match="conflicts"):
-        prompts.format_classification_answer(["No artifacts", "Omitted components"])
+        instructions.format_classification_answer(["No artifacts", "Omitted components"])
     with pytest.raises(KeyError, match="valid names"):
-        prompts.format_classification_answer(["dragons"])
+        instructions.format_classification_answer(["dragons"])
 
 
 def test_detection_answer_layout():
-    text = prompts.format_detection_answer([(2, (0.1, 0.2, 0.3, 0.4))], other_caption="Out of frame.")
+    text = instructions.format_detection_answer([(2, (0.1, 0.2, 0.3, 0.4))], other_caption="Out of frame.")
     assert text.splitlines() == [
         "Artifact judgement: Yes.",
         "Artifact classification:",
@@ -77,7 +77,7 @@ def test_detection_answer_layout():
         "1. Distorted and deformed components: [0.100, 0.200, 0.300, 0.400]",
         "Other artifacts caption: Out of frame.",
     ]
-    instruction = prompts.detection_instruction()
+    instruction = instructions.detection_instruction()
     assert "336x336" in instruction and all(n in instruction for n in NAMES)
 
 
@@ -85,9 +85,9 @@ def test_detection_answer_layout():
 def test_padded_box_roundtrip_exact(width, height):
     boxes = [(0, 0, width, height), (1, 2, max(2, width - 3), max(3, height - 1)), (width // 3, height // 4, width // 2 + 1, height // 2 + 1)]
     for box in boxes:
-        norm = prompts.pixel_to_padded(box, width, height)
+        norm = instructions.pixel_to_padded(box, width, height)
         assert all(0.0 <= v <= 1.0 for v in norm)
-        back = prompts.padded_to_pixel(norm, width, height)
+        back = instructions.padded_to_pixel(norm, width, height)
         assert [round(v) for v in back] == list(box)
         assert max(abs(a - b) for a, b in zip(back, box)) < 1e-9
 
@@ -98,27 +98,27 @@ def test_padded_box_roundtrip_exact(width, height):
 )
 def test_padded_roundtrip_property(width, height, a, b, c, d):
     box = (a * width, b * height, c * width, d * height)
-    back = prompts.padded_to_pixel(prompts.pixel_to_padded(box, width, height), width, height)
+    back = instructions.padded_to_pixel(instructions.pixel_to_padded(box, width, height), width, height)
     assert all(math.isclose(x, y, abs_tol=1e-6 * max(width, height)) for x, y in zip(box, back))
 
 
 def test_three_decimals_in_the_answer_stay_within_half_a_pixel_per_side():
     # The answer format keeps 3 decimals of the padded square: at most 0.0005 * side pixels off.
     width, height, box = 768, 512, (101, 57, 640, 500)
-    norm = [round(v, 3) for v in prompts.pixel_to_padded(box, width, height)]
-    back = prompts.padded_to_pixel(norm, width, height)
+    norm = [round(v, 3) for v in instructions.pixel_to_padded(box, width, height)]
+    back = instructions.padded_to_pixel(norm, width, height)
     assert max(abs(x - y) for x, y in zip(back, box)) <= 0.0005 * 768 + 1e-9
 
 
 def test_padding_is_centered():
     # 512x256 -> padded to 512x512 with 128 rows above and below
-    assert prompts.pixel_to_padded((0, 0, 512, 256), 512, 256) == (0.0, 0.25, 1.0, 0.75)
+    assert instructions.pixel_to_padded((0, 0, 512, 256), 512, 256) == (0.0, 0.25, 1.0, 0.75)
     with pytest.raises(ValueError, match="positive integers"):
-        prompts.pixel_to_padded((0, 0, 1, 1), 0, 5)
+        instructions.pixel_to_padded((0, 0, 1, 1), 0, 5)
 
 
 def test_conversation_shape():
-    conv = prompts.conversation("hi", "1. No artifacts.")
+    conv = instructions.conversation("hi", "1. No artifacts.")
     assert conv[0] == {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}
     assert conv[1]["role"] == "assistant" and conv[1]["content"][0]["text"] == "1. No artifacts."
 
@@ -129,4 +129,10 @@ def test_render_prompt_needs_a_chat_template():
         tokenizer = None
 
     with pytest.raises(ValueError, match="no chat template"):
-        prompts.render_prompt(NoTemplate())
+        instructions.render_prompt(NoTemplate())
+
+
+def test_old_module_name_is_the_same_module():
+    import synartifact_hf.prompts as old
+
+    assert old is instructions and old.classification_instruction() == FIG11
