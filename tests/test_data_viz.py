@@ -79,3 +79,10 @@ def test_render_card_fills_and_refuses_holes(tmp_path):
         cards.render_card("model_card", cards_dir=tmp_path)
     assert "dataset_card.md" in {p.name for p in cards.CARDS_DIR.glob("*.md")}
     assert "configs_yaml" in cards.placeholders(cards.template_path("dataset_card").read_text())
+
+
+def test_old_module_name_viz_is_the_figures_module():
+    import synartifact_hf.figures as figures
+    import synartifact_hf.viz as viz
+
+    assert viz is figures and viz.draw_artifacts is draw_artifacts
