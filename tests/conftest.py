@@ -74,6 +74,66 @@ def release_annotations():
     return folder
 
 
+STUDY_PROMPTS = 6  # prompts x 2 images = 12 items
+
+
+def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed_offset: int = 0):
+    """A tiny folder in the layout ``eval-generator`` writes (the contract with the study): data/*.parquet
+    with item_id, prompt, prompt_index, image_index, seed, image, classifier columns; generation.json;
+    a card whose YAML maps the default config to the data."""
+    import io
+    import json
+    from pathlib import Path
+
+    import datasets
+    from PIL import Image, PngImagePlugin
+
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True)
+    rows = {k: [] for k in ("item_id", "prompt", "prompt_index", "image_index", "seed", "image", "answer",
+                            "has_artifacts")}
+    for p in range(STUDY_PROMPTS):
+        for i in range(2):
+            info = PngImagePlugin.PngInfo()
+            info.add_text("parameters", f"made by {pipeline} {lora}")  # the study must not pass this on
+            buffer = io.BytesIO()
+            Image.new("RGB", (size, size), (shade, (40 * p) % 256, 60 * i)).save(buffer, "PNG", pnginfo=info)
+            rows["item_id"].append(f"p{p:05d}-i{i:03d}")
+            rows["prompt"].append(f"a photo of animal number {p}")
+            rows["prompt_index"].append(p)
+            rows["image_index"].append(i)
+            rows["seed"].append(1000 * p + i + seed_offset)
+            rows["image"].append({"bytes": buffer.getvalue(), "path": None})
+            rows["answer"].append("No artifacts")
+            rows["has_artifacts"].append(False)
+    features = datasets.Features({"item_id": datasets.Value("string"), "prompt": datasets.Value("string"),
+                                  "prompt_index": datasets.Value("int64"), "image_index": datasets.Value("int64"),
+                                  "seed": datasets.Value("int64"), "image": datasets.Image(),
+                                  "answer": datasets.Value("string"), "has_artifacts": datasets.Value("bool")})
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data/train-00000-of-00001.parquet"))
+    (folder / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                      "    path: data/*.parquet\n---\n")
+    (folder / "generation.json").write_text(json.dumps({
+        "pipeline": pipeline, "lora": lora, "steps": 2, "guidance": 5.0, "seed": 0, "images_per_prompt": 2,
+        "classifier": "tiny-llava", "instruction_sha256": "0" * 64}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def generation_folder():
+    """:func:`write_generation_folder`, for tests that need a folder of their own."""
+    return write_generation_folder
+
+
+@pytest.fixture(scope="session")
+def study_folders(tmp_path_factory):
+    """``(DIR_A, DIR_B)``: two generator-evaluation folders over the same 12 items (A: 40 px images
+    carrying a PNG text chunk naming it; B: 56 px, a LoRA on top)."""
+    root = tmp_path_factory.mktemp("generations")
+    return (write_generation_folder(root / "before", "tiny-sd", 40, 90),
+            write_generation_folder(root / "after", "tiny-sd", 56, 200, lora="runs/ddpo/lora"))
+
+
 BROWSER_HINT = ("browser tests need Debian's Chromium and its driver (`apt-get install chromium chromium-driver`) "
                 "and selenium (`pip install -e '.[dev]'`)")
 
