@@ -77,6 +77,24 @@ def release_annotations():
 STUDY_PROMPTS = 6  # prompts x 2 images = 12 items
 
 
+def _toy_picture(size: int, shade: int, prompt: int, index: int):
+    """A small drawn 'animal' on a sky gradient; ``shade`` < 128 (model A) adds a stray second head."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(picture)
+    for y in range(size):
+        draw.line([(0, y), (size, y)], fill=(120 + 100 * y // size, 170 + 60 * y // size, 230))
+    body = ((40 * prompt) % 200 + 40, shade // 2 + 40, 90 + 30 * index)
+    u = size / 10
+    draw.ellipse([2 * u, 5 * u, 7 * u, 8 * u], fill=body)
+    draw.ellipse([6 * u, 3 * u, 8.5 * u, 5.5 * u], fill=body)
+    draw.rectangle([0, 8.5 * u, size, size], fill=(90, 150, 70))
+    if shade < 128:
+        draw.ellipse([1 * u, 2.5 * u, 3 * u, 4.5 * u], fill=body)
+    return picture
+
+
 def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed_offset: int = 0):
     """A tiny folder in the layout ``eval-generator`` writes (the contract with the study): data/*.parquet
     with item_id, prompt, prompt_index, image_index, seed, image, classifier columns; generation.json;
@@ -97,7 +115,7 @@ def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: 
             info = PngImagePlugin.PngInfo()
             info.add_text("parameters", f"made by {pipeline} {lora}")  # the study must not pass this on
             buffer = io.BytesIO()
-            Image.new("RGB", (size, size), (shade, (40 * p) % 256, 60 * i)).save(buffer, "PNG", pnginfo=info)
+            _toy_picture(size, shade, p, i).save(buffer, "PNG", pnginfo=info)
             rows["item_id"].append(f"p{p:05d}-i{i:03d}")
             rows["prompt"].append(f"a photo of animal number {p}")
             rows["prompt_index"].append(p)
@@ -127,11 +145,11 @@ def generation_folder():
 
 @pytest.fixture(scope="session")
 def study_folders(tmp_path_factory):
-    """``(DIR_A, DIR_B)``: two generator-evaluation folders over the same 12 items (A: 40 px images
-    carrying a PNG text chunk naming it; B: 56 px, a LoRA on top)."""
+    """``(DIR_A, DIR_B)``: two generator-evaluation folders over the same 12 items (A: 256 px images;
+    B: 320 px, a LoRA on top; each image carries a PNG text chunk naming its model)."""
     root = tmp_path_factory.mktemp("generations")
-    return (write_generation_folder(root / "before", "tiny-sd", 40, 90),
-            write_generation_folder(root / "after", "tiny-sd", 56, 200, lora="runs/ddpo/lora"))
+    return (write_generation_folder(root / "before", "tiny-sd", 256, 90),
+            write_generation_folder(root / "after", "tiny-sd", 320, 200, lora="runs/ddpo/lora"))
 
 
 BROWSER_HINT = ("browser tests need Debian's Chromium and its driver (`apt-get install chromium chromium-driver`) "

@@ -91,10 +91,6 @@ def test_rater_rates_five_items_reloads_and_continues(study, browser, tmp_path):
     _wait(browser, lambda d: "Item 1 of 12" in _text(d, "status") and _shown_images(d) == 2)
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "Score each image from 1" in body and "fewer artifacts" in body
-    # submitting without scores: a message, nothing stored, the same item stays
-    browser.find_element(By.ID, "submit").click()
-    _wait(browser, lambda d: "needs a score from 1 to 7" in d.find_element(By.TAG_NAME, "body").text)
-    assert store.ratings() == []
     for n in range(1, 6):
         expected = store.current(token)
         assert expected.item.prompt in _text(browser, "prompt")
@@ -108,15 +104,25 @@ def test_rater_rates_five_items_reloads_and_continues(study, browser, tmp_path):
         assert {(r["side"], r["score"]) for r in rows} == {("left", n), ("right", 8 - n)}
         assert {r["model"] for r in rows if r["side"] == "left"} == {expected.left_model}
         assert [r["fewer_artifacts"] for r in rows if r["side"] == "right"] == [1 if n % 2 else None]
-    browser.save_screenshot(str(tmp_path / "study.png"))
-    if os.environ.get("SYNARTIFACT_UPDATE_SCREENSHOT"):
-        shutil.copy(tmp_path / "study.png", ROOT / "docs" / "study.png")
     page = browser.page_source
     assert "tiny-sd" not in page and "LoRA" not in page and "model" not in _text(browser, "rating").lower()
     browser.get(f"{url}/?token={token}")  # the rater comes back
     _wait(browser, lambda d: "Item 6 of 12" in _text(d, "status") and _shown_images(d) == 2)
     assert store.current(token).item.prompt in _text(browser, "prompt")
     assert len(store.ratings()) == 10
+    a_left = store.current(token).left_model == "A"  # A's pictures have a stray second head
+    _choose(browser, "left-score", "3" if a_left else "6")
+    _choose(browser, "right-score", "6" if a_left else "3")
+    _choose(browser, "fewer", "Right image" if a_left else "Left image")
+    browser.save_screenshot(str(tmp_path / "study.png"))
+    if os.environ.get("SYNARTIFACT_UPDATE_SCREENSHOT"):
+        shutil.copy(tmp_path / "study.png", ROOT / "docs" / "study.png")
+    # submitting without scores: a message, nothing stored, the same item stays
+    browser.get(f"{url}/?token={token}")
+    _wait(browser, lambda d: "Item 6 of 12" in _text(d, "status") and _shown_images(d) == 2)
+    browser.find_element(By.ID, "submit").click()
+    _wait(browser, lambda d: "needs a score from 1 to 7" in d.find_element(By.TAG_NAME, "body").text)
+    assert len(store.ratings()) == 10 and "Item 6 of 12" in _text(browser, "status")
     browser.get(f"{url}/?token=not-a-real-token")
     _wait(browser, lambda d: "This link is not valid" in _text(d, "status"))
     assert _shown_images(browser) == 0

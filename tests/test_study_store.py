@@ -32,9 +32,18 @@ def test_pairs_items_models_and_images_that_do_not_tell_the_model(pairs):
     assert len(pairs.items) == 12 and pairs.items[0].item_id == "p00000-i000" and pairs.items[0].seed == 0
     assert pairs.models == {"A": "tiny-sd", "B": "tiny-sd + LoRA lora"}
     a, b = pairs.images("p00003-i001")
-    assert a.size == b.size == (40, 40)  # B's 56 px brought to A's size
+    assert a.size == b.size == (256, 256)  # B's 320 px brought to A's size
     assert a.info == {} and b.info == {}  # the PNG text chunks naming the model are gone
-    assert a.getpixel((0, 0))[0] == 90 and abs(b.getpixel((0, 0))[0] - 200) <= 2
+    import io
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    table = pq.read_table(pairs.folders["A"] / "data" / "train-00000-of-00001.parquet").to_pylist()
+    row = next(r for r in table if r["item_id"] == "p00003-i001")
+    source = Image.open(io.BytesIO(row["image"]["bytes"]))
+    assert source.text and "tiny-sd" in source.text["parameters"]  # ... which the folder's image has
+    assert a.tobytes() == source.convert("RGB").tobytes()
 
 
 def test_bind_is_idempotent_and_refuses_another_study(pairs, store, study_folders, tmp_path):
@@ -140,7 +149,7 @@ def test_concurrent_double_submissions_store_one(store):
 
 def test_folders_that_do_not_pair_are_refused(study_folders, generation_folder, tmp_path):
     dir_a = study_folders[0]
-    other_seeds = generation_folder(tmp_path / "other", "tiny-sd", 40, 90, seed_offset=1)
+    other_seeds = generation_folder(tmp_path / "other", "tiny-sd", 32, 90, seed_offset=1)
     with pytest.raises(PairsError, match=r"do not hold the same \(item_id, prompt, seed\) triples: 12 only in A"):
         StudyPairs(dir_a, other_seeds)
     with pytest.raises(PairsError, match="--b .*missing: no such folder"):
@@ -194,3 +203,11 @@ def test_report_folder_from_a_simulated_study(store, tmp_path):
     assert "Krippendorff" in card and "study.png" in card
     assert main(["study", "report", "--db", str(store.path), "--output", str(out)]) == 1  # exists: refused
     assert main(["study", "report", "--db", str(tmp_path / "missing.sqlite"), "--output", str(tmp_path / "x")]) == 1
+
+
+def test_a_folder_named_like_another_loads_its_own_images(study_folders, generation_folder, tmp_path):
+    # datasets keys load_dataset(folder)'s cache on the folder's name and card: a second "before" folder
+    # would come back with the first one's rows; the study reads the files themselves
+    twin = generation_folder(tmp_path / "elsewhere" / study_folders[0].name, "tiny-sd", 48, 90)
+    a, b = StudyPairs(study_folders[0], twin).images("p00000-i000")
+    assert a.size == b.size == (48, 48)

@@ -63,8 +63,14 @@ def _load(folder: Path, label: str):
 
     if not folder.is_dir():
         raise PairsError(f"--{label.lower()} {folder}: no such folder (expected an eval-generator output folder)")
+    files = sorted(str(p.resolve()) for p in folder.glob("data/*.parquet"))
+    if not files:
+        raise PairsError(f"--{label.lower()} {folder}: not a readable image dataset folder (no data/*.parquet)")
     try:
-        dataset = datasets.load_dataset(str(folder), split="train")
+        # the parquet files by absolute path, not load_dataset(folder): for a folder whose card maps
+        # configs to files, datasets keys its cache on the folder's name and the card, not on the data,
+        # so a second folder of the same name (two runs' "eval" folders) would load the first one's rows
+        dataset = datasets.load_dataset("parquet", data_files={"train": files}, split="train")
     except Exception as err:  # datasets raises many kinds; the message names the folder either way
         raise PairsError(f"--{label.lower()} {folder}: not a readable image dataset folder ({type(err).__name__}: {err})") from err
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
