@@ -104,7 +104,7 @@ def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: 
     from pathlib import Path
 
     import datasets
-    from PIL import Image, PngImagePlugin
+    from PIL import PngImagePlugin
 
     folder = Path(folder)
     (folder / "data").mkdir(parents=True)
