@@ -211,3 +211,12 @@ def test_a_folder_named_like_another_loads_its_own_images(study_folders, generat
     twin = generation_folder(tmp_path / "elsewhere" / study_folders[0].name, "tiny-sd", 48, 90)
     a, b = StudyPairs(study_folders[0], twin).images("p00000-i000")
     assert a.size == b.size == (48, 48)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    (tmp_path / "notes.sqlite").write_text("these are notes " * 100)
+    with pytest.raises(ValueError, match="notes.sqlite is not a SQLite database"):
+        StudyStore(tmp_path / "notes.sqlite")
+    with pytest.raises(ValueError, match="is a folder"):
+        StudyStore(tmp_path)
+    assert main(["study", "invite", "--db", str(tmp_path / "missing.sqlite"), "--count", "1"]) == 1

@@ -274,21 +274,22 @@ class StudyStore:
             return self._current(db, rater_id)
 
     # -- reading (admin / report) ------------------------------------------------------------------
-    def ratings(self) -> list[dict]:
-        """Every rating, joined with its item, in the order stored."""
+    def _rows(self, sql: str) -> list[dict]:
         with self._connect() as db:
             db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(
-                "SELECT r.rating_id, r.rater_id, r.item_id, i.prompt, i.prompt_index, i.seed, r.side, r.model, "
-                "r.score, r.fewer_artifacts, r.time FROM ratings r JOIN items i ON i.item_id = r.item_id "
-                "ORDER BY r.rating_id")]
+            return [dict(row) for row in db.execute(sql)]
+
+    def ratings(self) -> list[dict]:
+        """Every rating, joined with its item, in the order stored."""
+        return self._rows(
+            "SELECT r.rating_id, r.rater_id, r.item_id, i.prompt, i.prompt_index, i.seed, r.side, r.model, "
+            "r.score, r.fewer_artifacts, r.time FROM ratings r JOIN items i ON i.item_id = r.item_id "
+            "ORDER BY r.rating_id")
 
     def raters(self) -> list[dict]:
         """Each rater: id, name, created, revoked, items rated, items assigned."""
-        with self._connect() as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(
-                "SELECT t.rater_id, t.name, t.created, t.revoked, "
-                "(SELECT COUNT(DISTINCT item_id) FROM ratings r WHERE r.rater_id = t.rater_id) AS rated, "
-                "(SELECT COUNT(*) FROM assignments a WHERE a.rater_id = t.rater_id) AS assigned "
-                "FROM raters t ORDER BY t.rater_id")]
+        return self._rows(
+            "SELECT t.rater_id, t.name, t.created, t.revoked, "
+            "(SELECT COUNT(DISTINCT item_id) FROM ratings r WHERE r.rater_id = t.rater_id) AS rated, "
+            "(SELECT COUNT(*) FROM assignments a WHERE a.rater_id = t.rater_id) AS assigned "
+            "FROM raters t ORDER BY t.rater_id")
