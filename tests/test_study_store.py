@@ -194,7 +194,8 @@ def test_report_folder_from_a_simulated_study(store, tmp_path):
 
     from synartifact_hf.data.hub import validate_dataset_folder
 
-    rows = datasets.load_dataset(str(out), split="train")
+    # by file: datasets keys load_dataset(folder)'s cache on the folder's name and card (see above)
+    rows = datasets.load_dataset("parquet", data_files=str(out / "default" / "*.parquet"), split="train")
     assert len(rows) == 96 and set(rows["model"]) == {"A", "B"} and set(rows["score"]) <= set(range(1, 8))
     assert set(rows["rater"]) == {f"rater-{i:03d}" for i, _ in raters}
     assert set(rows["model_name"]) == {"tiny-sd", "tiny-sd + LoRA lora"}

@@ -189,16 +189,14 @@ def report_markdown(summary: dict, figure: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _card(summary: dict, files: list[str]) -> str:
-    from ...hub_folder import configs_yaml, size_category, yaml_block
+def _card(summary: dict, out_dir: Path) -> str:
+    from ...cards import render_card
+    from ...hub_folder import configs_yaml, package_version, size_category
 
-    meta = yaml_block({"pretty_name": "User study ratings (synartifact-hf)", "tags": ["synartifact", "user-study"],
-                       "size_categories": [size_category(summary["ratings"])]})
-    return (f"---\n{meta}\n{configs_yaml(['default'], {'default': ['train']})}\n---\n\n"
-            + report_markdown(summary) + "\nOne row per rating: `rater`, `item_id`, `prompt`, `prompt_index`, `seed`, "
-            "`side` (where the image was shown), `model` (A or B), `model_name`, `score` (1-7), `fewer_artifacts` "
-            "(1 = chosen as showing fewer artifacts, 0 = not, empty = not answered), `time` (UTC). The images are "
-            "in the two eval-generator folders, by `item_id`. Written by `synartifact-hf study report`.\n")
+    return render_card("study_ratings_card.md", pretty_name="User study ratings (synartifact-hf)",
+                       size_category=size_category(summary["ratings"]),
+                       configs_yaml=configs_yaml(["default"], {"default": ["train"]}),
+                       report=report_markdown(summary), load_path=out_dir.name, version=package_version())
 
 
 def study_report(db: str | os.PathLike | StudyStore, out_dir: str | os.PathLike, *, overwrite: bool = False,
@@ -230,10 +228,10 @@ def study_report(db: str | os.PathLike | StudyStore, out_dir: str | os.PathLike,
     with progress_bars(False), staged_folder(out_dir, overwrite) as staging:
         (staging / "default").mkdir()
         dataset = datasets.Dataset.from_list(rows, features=features) if rows else _empty(features)
-        files = write_parquet_shards(dataset, staging / "default", "train")
+        write_parquet_shards(dataset, staging / "default", "train")
         draw_figure(summary, ratings, staging / FIGURE_FILE)
         write_text_atomic(staging / REPORT_FILE, json.dumps(summary, indent=2) + "\n")
-        write_text_atomic(staging / "README.md", _card(summary, files))
+        write_text_atomic(staging / "README.md", _card(summary, out_dir))
     if push_to_hub:
         from ...data.hub import push_dataset
 
