@@ -221,3 +221,20 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is a folder"):
         StudyStore(tmp_path)
     assert main(["study", "invite", "--db", str(tmp_path / "missing.sqlite"), "--count", "1"]) == 1
+
+
+def test_invite_makes_lists_and_revokes_links(store, capsys):
+    assert main(["study", "invite", "--db", str(store.path), "--name", "alice", "--count", "1",
+                 "--link-base", "https://study.example.org/"]) == 0
+    out = capsys.readouterr().out
+    links = [line.split(": ", 1)[1] for line in out.splitlines() if line.strip().startswith("rater-")]
+    assert len(links) == 2 and all(link.startswith("https://study.example.org/?token=") for link in links)
+    token = links[0].rsplit("=", 1)[1]
+    assert store.current(token).total == 12
+    assert main(["study", "invite", "--db", str(store.path), "--revoke", "1", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "Revoked rater-001" in out and "alice" in out and "(revoked)" in out
+    with pytest.raises(Refused, match="withdrawn"):
+        store.current(token)
+    assert main(["study", "invite", "--db", str(store.path), "--revoke", "1"]) == 1  # already revoked
+    assert "already revoked" in capsys.readouterr().out

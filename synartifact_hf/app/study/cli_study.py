@@ -85,14 +85,13 @@ def _hand_out(args, base: str, admin: str | None, raters: list[tuple[int, str]])
 
 
 def _serve(args) -> int:
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("gradio") is None:  # gradio itself is imported once the folders and --db are checked
         print("study: error: the study app needs gradio; install it with `pip install 'synartifact-hf[app]'`")
         return 1
     from .pairs import PairsError, StudyPairs
     from .store import StudyMismatchError, StudyStore
-    from .ui import QUEUE_SIZE, build_study_app, launch_study
 
     try:
         pairs = StudyPairs(args.a, args.b)
@@ -107,6 +106,8 @@ def _serve(args) -> int:
     print(f"{'New' if created else 'Resumed'} study in {args.db}: {len(pairs.items)} items, "
           f"{existing + len(made)} rater link(s) ({existing} earlier).")
     _hand_out(args, _link_base(args, args.host), admin, made)
+    from .ui import QUEUE_SIZE, build_study_app, launch_study
+
     demo = build_study_app(pairs, store, queue_size=args.queue_size or QUEUE_SIZE)
     launch_study(demo, host=args.host, port=args.port, share=args.share)
     return 0
