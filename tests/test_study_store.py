@@ -238,3 +238,13 @@ def test_invite_makes_lists_and_revokes_links(store, capsys):
         store.current(token)
     assert main(["study", "invite", "--db", str(store.path), "--revoke", "1"]) == 1  # already revoked
     assert "already revoked" in capsys.readouterr().out
+
+
+def test_a_rater_who_rated_everything_is_told_so_and_can_add_nothing(store):
+    ((_, token),) = store.add_raters(1)
+    for _ in range(12):
+        _, after = _answer(store, token, 4, 4)
+    assert after.item is None and (after.done, after.total) == (12, 12)
+    with pytest.raises(Refused, match="already rated"):
+        store.submit(token, "p00000-i000", 4, 4)
+    assert len(store.ratings()) == 24
