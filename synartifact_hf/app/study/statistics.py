@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["EXACT_MAX_N", "METRICS", "WilcoxonResult", "krippendorff_alpha", "wilcoxon_signed_rank"]
 
-EXACT_MAX_N = 500  # pairs up to which the p-value is exact (a few ms); the normal approximation above
+EXACT_MAX_N = 500  # pairs up to which the p-value is exact (~1.5 s at 500 on a loaded 2-core CPU); normal above
 METRICS = ("nominal", "ordinal", "interval")
 
 
