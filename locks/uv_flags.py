@@ -36,11 +36,15 @@ PRIORITY = {":env:": 0, "install": 1, "global": 2}  # lower wins
 def pip_settings() -> dict[str, str]:
     """pip's effective value for each option in OPTIONS (space-separated lists as pip writes them)."""
     found: dict[str, tuple[int, str]] = {}
-    try:
-        listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                                 timeout=60, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        listing = ""
+    listing = ""
+    for pip in ([sys.executable, "-m", "pip"], ["pip3"], ["pip"]):  # a uv-made virtualenv has no pip
+        try:
+            done = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            listing = done.stdout
+            break
     for line in listing.splitlines():
         key, sep, value = line.partition("=")
         section, _, option = key.rpartition(".")
