@@ -216,3 +216,33 @@ def test_refusals_are_shown_as_the_server_said_them(server, monkeypatch):
     # A prompt longer than the model's context: the server's own words.
     with pytest.raises(ServedClassifierError, match=r"HTTP 400\): The prompt has \d+ tokens, but the model takes at most 2048"):
         open_classifier(server.url, instruction="word " * 3000)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The consumers: reward and evaluate
+
+
+def test_reward_and_evaluate_are_the_same_served(server, tiny_llava_path, tmp_path):
+    from synartifact_hf.data import build_sample_dataset
+    from synartifact_hf.evaluation import evaluate_checkpoint
+    from synartifact_hf.reward import ArtifactReward
+
+    images = _images(4, offset=3)
+    kwargs = {"classifier_kwargs": {"max_new_tokens": TOKENS}, "batch_size": 4}
+    served = ArtifactReward(server.url, **kwargs)
+    local = ArtifactReward(tiny_llava_path, scorer=served.scorer, **kwargs)
+    got, got_info = served(images, None, None)
+    want, want_info = local(images, None, None)
+    assert got.tolist() == want.tolist() and got_info["answers"] == want_info["answers"]
+    with pytest.raises(ValueError, match=r"mode='likelihood' needs the classifier's per-option scores.*bertscore"):
+        ArtifactReward(server.url, mode="likelihood")
+
+    dataset = build_sample_dataset(tmp_path / "synartifact-1k", configs=["classification"])
+    reports = {}
+    for name, model in (("served", server.url), ("local", tiny_llava_path)):
+        reports[name] = evaluate_checkpoint(model, dataset, output_dir=tmp_path / name, batch_size=4, max_samples=6,
+                                            max_new_tokens=TOKENS, progress=False, concurrency=4)
+    assert reports["served"].model == f"{tiny_llava_path.name} @ {server.url}"
+    assert reports["served"].metrics == reports["local"].metrics
+    assert reports["served"].predictions == reports["local"].predictions
+    assert (tmp_path / "served" / "predictions.jsonl").read_text() == (tmp_path / "local" / "predictions.jsonl").read_text()

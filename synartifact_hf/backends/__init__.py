@@ -121,7 +121,7 @@ def open_classifier(
     Args:
         model: a pipeline object, a checkpoint folder or Hub id (in-process), or an ``http(s)://.../v1`` URL.
         served_model: with a URL, the server's model to use (default: its only one, from ``/v1/models``).
-        device: in-process only: the torch device.
+        device: the torch device when the model is loaded here (ignored for a pipeline object or a URL).
         batch_size: in-process: images per ``generate()``; served: images per call (raised to ``concurrency``).
         max_new_tokens: answer length cap (default 128, the pipeline's).
         instruction: the instruction (default: the paper's classification instruction, Fig. 11).
@@ -147,9 +147,9 @@ def open_classifier(
             f"needs the OpenAI-compatible API root, e.g. {public_url(model).rstrip('/')}/v1"
         )
     if is_served_model(model):
-        if pipeline_kwargs or device is not None:
-            given = sorted([*pipeline_kwargs, *(["device"] if device is not None else [])])
-            raise ValueError(f"{given} configure an in-process pipeline; they do not apply to the served model {model}")
+        if pipeline_kwargs:
+            raise ValueError(f"{sorted(pipeline_kwargs)} configure an in-process pipeline; they do not apply to the "
+                             f"served model {model}")
         from .served import ServedClassifier
 
         return ServedClassifier(
@@ -166,9 +166,9 @@ def open_classifier(
 
         pipe = load_pipeline(os.fspath(model), device=device, **pipeline_kwargs)
     else:
-        if pipeline_kwargs or device is not None:
-            raise ValueError("device and pipeline arguments apply when the classifier is loaded here; "
-                             "this one is a ready pipeline object")
+        if pipeline_kwargs:
+            raise ValueError(f"{sorted(pipeline_kwargs)} apply when the classifier is loaded here; this one is a "
+                             "ready pipeline object")
         pipe = model
     return InProcessClassifier(pipe, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                instruction=instruction, return_scores=return_scores)
