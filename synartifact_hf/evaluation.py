@@ -269,6 +269,8 @@ def evaluate_checkpoint(
     progress: bool = True,
     served_model: str | None = None,
     concurrency: int = 16,
+    timeout: float | None = None,
+    max_retries: int | None = None,
 ) -> EvaluationReport:
     """Run the classifier on a split and score it; writes the report and figures when ``output_dir`` is set.
 
@@ -276,7 +278,7 @@ def evaluate_checkpoint(
         model: a checkpoint (folder or Hub id) for ``pipeline("artifact-classification")``, a pipeline
             object, or the URL of an OpenAI-compatible server ending in ``/v1`` (see
             :mod:`synartifact_hf.backends`; ``served_model`` picks its model, ``concurrency`` the requests
-            in flight).
+            in flight, ``timeout`` and ``max_retries`` bound each request).
         dataset: a built SynArtifact-1K folder / Hub repo, or a ``datasets.Dataset`` with ``images`` and
             ``labels`` (and ``completion`` for detection).
         config: ``classification`` or ``detection`` (detection prompts with the detection instruction and
@@ -305,7 +307,7 @@ def evaluate_checkpoint(
     classifier = open_classifier(
         model, served_model=served_model, device=process_device(state, device), batch_size=batch_size,
         max_new_tokens=max_new_tokens, instruction=detection_instruction() if detection else None,
-        concurrency=concurrency,
+        concurrency=concurrency, timeout=timeout, max_retries=max_retries,
     )
     if is_served_model(model):
         model_name = classifier.identity

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "add_served_arguments",
+    "served_settings",
     "ClassifierBackend",
     "ClassificationFailed",
     "ServedClassifierError",
@@ -42,6 +44,30 @@ def looks_like_url(model) -> bool:
 def is_served_model(model) -> bool:
     """``model`` names an OpenAI-compatible server: an http(s) URL whose path ends in ``/v1``."""
     return looks_like_url(model) and model.rstrip("/").endswith("/v1")
+
+
+def add_served_arguments(parser) -> None:
+    """The served classifier's command-line options, the same for classify, curate, evaluate and the app."""
+    group = parser.add_argument_group("served classifier (--model http(s)://HOST:PORT/v1)")
+    group.add_argument("--served-model", default=None, metavar="NAME",
+                       help="the server's model to ask (default: its only one, from /v1/models)")
+    group.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                       help="requests in flight at once (default: %(default)s)")
+    group.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                       help="seconds before a request is abandoned and retried (default: 120)")
+    group.add_argument("--max-retries", type=int, default=None,
+                       help="retries after a connection error, timeout, 429 or 5xx (default: 5)")
+
+
+def served_settings(args) -> dict:
+    """:func:`open_classifier` keywords from :func:`add_served_arguments`' options."""
+    return {"served_model": args.served_model, "concurrency": args.concurrency, "timeout": args.request_timeout,
+            "max_retries": args.max_retries}
+
+
+MODEL_HELP = ("classifier checkpoint folder or Hub id (e.g. llava-hf/llava-1.5-7b-hf), or the URL of an "
+              "OpenAI-compatible server ending in /v1 (vLLM, SGLang, TGI, transformers serve; API key from "
+              "SYNARTIFACT_API_KEY, else OPENAI_API_KEY)")
 
 
 class ServedClassifierError(RuntimeError):
@@ -146,6 +172,8 @@ def open_classifier(
             f"{public_url(model)} looks like a server address but does not end in /v1; the served classifier "
             f"needs the OpenAI-compatible API root, e.g. {public_url(model).rstrip('/')}/v1"
         )
+    if served_model is not None and not is_served_model(model):
+        raise ValueError(f"served_model={served_model!r} needs a server URL ending in /v1 as the model, got {model!r}")
     if is_served_model(model):
         if pipeline_kwargs:
             raise ValueError(f"{sorted(pipeline_kwargs)} configure an in-process pipeline; they do not apply to the "
@@ -157,8 +185,6 @@ def open_classifier(
             instruction=instruction, return_scores=return_scores, concurrency=concurrency, timeout=timeout,
             max_retries=max_retries,
         )
-    if served_model is not None:
-        raise ValueError(f"served_model={served_model!r} needs a server URL ending in /v1 as the model, got {model!r}")
     from .in_process import InProcessClassifier
 
     if isinstance(model, (str, os.PathLike)):
