@@ -21,7 +21,8 @@ from synartifact_hf.backends import (  # noqa: E402
     is_served_model,
     open_classifier,
 )
-from synartifact_hf.backends.local_server import LocalServer, free_port  # noqa: E402
+from synartifact_hf.backends.local_server import LocalServer  # noqa: E402
+from synartifact_hf.child_server import free_port  # noqa: E402
 
 TOKENS = 6  # answer length: enough to differ between images, short enough to be quick on 2 shared cores
 
@@ -132,7 +133,7 @@ class FaultProxy:
 
 def test_selection_and_url_errors(tiny_llava_path):
     assert is_served_model("https://example.org/v1/") and not is_served_model("https://example.org/v2")
-    with pytest.raises(ValueError, match=r"does not end in /v1.*http://127.0.0.1:9/v1"):
+    with pytest.raises(ServedClassifierError, match=r"does not end in /v1.*http://127.0.0.1:9/v1"):
         open_classifier("http://user:pw@127.0.0.1:9")
     with pytest.raises(ValueError, match="served_model"):
         open_classifier(tiny_llava_path, served_model="x")

@@ -160,15 +160,16 @@ def open_classifier(
         **pipeline_kwargs: in-process only: passed to :func:`~synartifact_hf.pipeline.load_pipeline`.
 
     Raises:
-        ServedClassifierError: a URL whose server is unreachable or refuses (checked here, within seconds).
-        ValueError: a URL that does not end in ``/v1``, or settings the chosen classifier cannot honour.
+        ServedClassifierError: a URL that does not end in ``/v1``, or whose server is unreachable or refuses
+            (checked here, within seconds).
+        ValueError: settings the chosen classifier cannot honour.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if looks_like_url(model) and not is_served_model(model):
         from .served import public_url
 
-        raise ValueError(
+        raise ServedClassifierError(
             f"{public_url(model)} looks like a server address but does not end in /v1; the served classifier "
             f"needs the OpenAI-compatible API root, e.g. {public_url(model).rstrip('/')}/v1"
         )
