@@ -331,7 +331,9 @@ def test_start_errors_name_the_url_and_write_nothing(server, tmp_path):
     message = _cli("curate", images, "--model", url, "--output-dir", tmp_path / "curated")
     assert message.startswith(f"curate: error: cannot reach the classifier server at {url}")
     assert not (tmp_path / "curated").exists()
-    assert f"does not end in /v1, e.g. {server.url}" in _cli("classify", images, "--model", server.url[:-3], "--output", out)
+    message = _cli("classify", images, "--model", server.url[:-3], "--output", out)
+    assert message.startswith(f"classify: error: {server.url[:-3]} looks like a server address but does not end in /v1")
+    assert message.endswith(f"e.g. {server.url}")
     assert not out.exists()
 
 
