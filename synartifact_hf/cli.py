@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                         'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
     "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),
     "curate": ("synartifact_hf.cli_curate", "label a folder or dataset and keep the clean (or flagged) images as a dataset folder"),
+    "study": ("synartifact_hf.app.study.cli_study",
+              "user study of two generators: serve the rating page, invite raters, report (Fig. 9, Wilcoxon, alpha)"),
 }
 
 
