@@ -179,19 +179,18 @@ def comparison_markdown(result: dict, names: tuple[str, str], settings: tuple[di
 
 
 def compare_folders(dir_a, dir_b, output, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                    overwrite: bool = False, progress: bool = True) -> Path:
+                    overwrite: bool = False) -> Path:
     """Compare two ``eval-generator`` folders and write ``comparison.json``, ``comparison.md`` and
     ``comparison.png`` to ``output`` (a new folder, swapped into place whole)."""
-    from ..hub_folder import progress_bars, staged_folder
+    from ..hub_folder import staged_folder
     from .figures import plot_differences
     from .folder import read_eval_folder
 
     names = (Path(dir_a).name, Path(dir_b).name)
     if Path(dir_a).resolve() == Path(dir_b).resolve():
         raise NotComparableError(f"A and B are the same folder ({dir_a})")
-    with progress_bars(progress):
-        settings_a, a = read_eval_folder(dir_a)
-        settings_b, b = read_eval_folder(dir_b)
+    settings_a, a = read_eval_folder(dir_a)
+    settings_b, b = read_eval_folder(dir_b)
     keys = [list(zip(c["item_id"], c["prompt"], c["seed"])) for c in (a, b)]
     check_comparable(settings_a, settings_b, keys[0], keys[1], names=(f"A ({dir_a})", f"B ({dir_b})"))
     result = compare_records(a, b, resamples=resamples, seed=seed)

@@ -84,7 +84,7 @@ def plot_differences(comparison: dict, path: str | Path, *, names: tuple[str, st
         if e["p_holm"] is not None and e["p_holm"] < 0.05:
             right.annotate("*", (diffs[y], y), xytext=(6, -4), textcoords="offset points", fontsize=12, color="#d62728")
     level = round(100 * comparison["bootstrap"]["level"])
-    right.set_xlabel(f"B - A, percentage points ({level}% paired bootstrap CI; * Holm p < 0.05)")
+    right.set_xlabel(f"B - A, points ({level}% paired CI; * Holm p < 0.05)")
     right.grid(axis="x", alpha=0.3)
     fig.suptitle(f"A = {names[0]}   vs   B = {names[1]}   ({comparison['pairs']} pairs, "
                  f"{comparison['prompts']} prompts)", fontsize=10)

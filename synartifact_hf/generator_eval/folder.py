@@ -49,11 +49,25 @@ def features():
     })
 
 
-def _card(settings: dict, report: dict, files: list[str]) -> str:
+def _dataset_info(dataset, parquet_bytes: int) -> dict:
+    """The card's ``dataset_info`` (features, row count, sizes), as push_to_hub writes it. It also keeps
+    ``load_dataset(DIR)`` honest: its cache is keyed on the card's metadata and the file patterns, not on
+    the files, so without sizes a new folder of the same name (or an --overwrite) could load stale rows."""
+    import datasets
+
+    splits = datasets.SplitDict()
+    splits.add(datasets.SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=dataset.num_rows))
+    info = datasets.DatasetInfo(features=dataset.features, splits=splits, download_size=parquet_bytes,
+                                dataset_size=dataset.data.nbytes)
+    return info._to_yaml_dict()
+
+
+def _card(settings: dict, report: dict, files: list[str], dataset_info: dict) -> str:
     from ..hub_folder import package_version, size_category, yaml_block
 
     header = yaml_block({
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+        "dataset_info": dataset_info,
         "tags": ["synartifact", "generated-images", "artifact-evaluation"],
         "size_categories": [size_category(report["images"])],
     })
@@ -126,6 +140,7 @@ def write_eval_folder(config, settings: dict, work: Path, items) -> Path:
                                                       cache_dir=os.fspath(staging / ".cache"))
             (staging / "data").mkdir()
             files = write_parquet_shards(dataset, staging / "data", "train")
+        info = _dataset_info(dataset, sum((staging / "data" / f).stat().st_size for f in files))
         del dataset
         import shutil
 
@@ -150,14 +165,15 @@ def write_eval_folder(config, settings: dict, work: Path, items) -> Path:
                                                 else ""))
         (staging / "report.md").write_text(
             report_markdown(report, settings, figures=figures, toy_note=config.extra.get("toy_note")), encoding="utf-8")
-        (staging / "README.md").write_text(_card(settings, report, files), encoding="utf-8")
+        (staging / "README.md").write_text(_card(settings, report, files, info), encoding="utf-8")
     return out
 
 
 def read_eval_folder(folder: str | os.PathLike, columns=("item_id", "prompt", "prompt_index", "seed", "labels",
                                                           "has_artifacts", "reward")) -> tuple[dict, dict[str, list]]:
-    """``(generation settings, {column: values})`` of an ``eval-generator`` folder, without the images."""
-    import datasets
+    """``(generation settings, {column: values})`` of an ``eval-generator`` folder, without the images (read
+    from the parquet files directly: only the named columns, and no ``datasets`` cache to go stale)."""
+    import pyarrow.parquet as pq
 
     folder = Path(folder)
     settings_path = folder / GENERATION_FILE
@@ -170,9 +186,14 @@ def read_eval_folder(folder: str | os.PathLike, columns=("item_id", "prompt", "p
     for key in ("classifier", "instruction_sha256"):
         if key not in settings:
             raise SystemExit(f"{settings_path} has no {key!r}; was it written by `synartifact-hf eval-generator`?")
-    dataset = datasets.load_dataset(os.fspath(folder), split="train")
-    missing = [c for c in columns if c not in dataset.column_names]
-    if missing:
-        raise SystemExit(f"{folder}: the dataset has no column(s) {missing}; columns: {dataset.column_names}")
-    table = dataset.select_columns(list(columns))
-    return settings, {c: table[c] for c in columns}
+    files = sorted((folder / "data").glob("train-*.parquet"))
+    if not files:
+        raise SystemExit(f"{folder}: no data/train-*.parquet files")
+    tables = []
+    for path in files:
+        available = pq.read_schema(path).names
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise SystemExit(f"{path}: no column(s) {missing}; columns: {available}")
+        tables.append(pq.read_table(path, columns=list(columns)))
+    return settings, {c: [v for t in tables for v in t.column(c).to_pylist()] for c in columns}

@@ -88,37 +88,52 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _settings(config: EvalConfig, resolved: dict, classifier) -> dict:
+def _requested(config: EvalConfig) -> dict:
+    """The settings known before any model is loaded (explicit --steps etc. only)."""
     from .prompt_sets import PromptSet
 
-    return {
+    known = {
         "pipeline": config.pipeline,
         "lora": config.lora,
-        **{k: resolved[k] for k in ("steps", "guidance", "height", "width")},
         "dtype": config.dtype,
         "seed": config.seed,
         "images_per_prompt": config.images_per_prompt,
         "num_prompts": len(config.prompts),
         "prompts_source": config.prompts_source,
         "prompts_sha256": PromptSet(config.prompts, config.prompts_source).sha256,
+        "max_new_tokens": config.max_new_tokens,
+    }
+    for key in ("steps", "guidance", "height", "width"):
+        if getattr(config, key) is not None:
+            known[key] = getattr(config, key)
+    return known
+
+
+def _settings(config: EvalConfig, resolved: dict, classifier) -> dict:
+    return {
+        **_requested(config),
+        **{k: resolved[k] for k in ("steps", "guidance", "height", "width")},
         "classifier": classifier.identity,
         "instruction_sha256": _sha256(classifier.instruction),
-        "max_new_tokens": config.max_new_tokens,
         "reward": {"equation": "paper Eq. 4 (BERTScore F1)", "backbone": REWARD_BACKBONE},
         "seeds": "item_seed(seed, prompt_index, image_index): blake2b of 'seed/prompt_index/image_index', 63 bits",
     }
 
 
-def _check_settings(work: Path, settings: dict) -> None:
+def _check_settings(work: Path, settings: dict, *, partial: bool = False) -> None:
+    """Compare with the unfinished run's settings (``partial``: only the keys given, before loading
+    models, so a mismatch is reported in seconds); the first complete check writes them."""
     path = work / SETTINGS
     if not path.is_file():
-        write_text_atomic(path, json.dumps(settings, indent=1))
+        if not partial:
+            write_text_atomic(path, json.dumps(settings, indent=1))
         return
     try:
         before = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise SystemExit(f"{path} is not JSON ({err}); remove {work} to start this evaluation afresh") from None
-    changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+    keys = set(settings) if partial else set(before) | set(settings)
+    changed = sorted(k for k in keys if before.get(k) != settings.get(k))
     if changed:
         lines = "\n".join(f"  {k}: {before.get(k)!r} (unfinished run) vs {settings.get(k)!r} (now)" for k in changed)
         raise SystemExit(f"{work} holds an unfinished evaluation with other settings:\n{lines}\n"
@@ -169,6 +184,7 @@ def run_eval(config: EvalConfig) -> Path | None:
     work = work_dir_of(out)
     images_dir = work / IMAGE_DIR
     if state.is_main_process:
+        _check_settings(work, _requested(config), partial=True)
         images_dir.mkdir(parents=True, exist_ok=True)
 
     classifier = open_classifier(config.classifier, served_model=config.served_model, device=device,

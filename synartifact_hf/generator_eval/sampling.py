@@ -85,7 +85,7 @@ def load_text_to_image(pipeline: str | os.PathLike, *, lora: str | os.PathLike |
         raise ValueError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
     pipeline = os.fspath(pipeline)
     _check_pipeline_folder(pipeline)
-    pipe = DiffusionPipeline.from_pretrained(pipeline, use_safetensors=True, torch_dtype=getattr(torch, dtype))
+    pipe = DiffusionPipeline.from_pretrained(pipeline, use_safetensors=True, dtype=getattr(torch, dtype))
     params = inspect.signature(pipe.__call__).parameters
     if "prompt" not in params or "generator" not in params:
         raise ValueError(f"{pipeline} loads as {type(pipe).__name__}, which is not a text-to-image pipeline "

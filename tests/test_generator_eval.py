@@ -1,0 +1,218 @@
+"""`eval-generator` / `compare-generators`: prompt sources, the output folder (a Hub-ready dataset + report +
+figures) from known records, the paired comparison and its refusals, and end to end on a tiny Stable
+Diffusion + tiny LLaVA (random weights: mechanics only) under torchrun with 2 processes, killed with
+SIGKILL mid-run and resumed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from synartifact_hf.cli import main
+from synartifact_hf.generator_eval.prompt_sets import load_prompts
+from synartifact_hf.generator_eval.run import EvalConfig, _record, _settings, items_of, work_dir_of
+from synartifact_hf.generator_eval.sampling import item_seed
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+needs_torchrun = pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun not found next to the Python executable")
+BLUR, DUP = "Localized blur", "Duplicated components"
+
+
+# ----------------------------------------------------------------------------------------------
+# prompts
+
+
+def test_prompt_sources(tmp_path):
+    import datasets
+
+    animals = load_prompts("imagenet-animals")
+    assert len(animals.prompts) == 398 and animals.prompts[1] == "goldfish, Carassius auratus"
+    text = tmp_path / "prompts.txt"
+    text.write_text("a red cube\n\n  a cat  \n", encoding="utf-8")
+    assert load_prompts(str(text)).prompts == ["a red cube", "a cat"]
+    assert load_prompts(str(text), limit=1).prompts == ["a red cube"]
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_dict({"caption": ["one", "two", "three"]}).to_parquet(str(folder / "data" / "train.parquet"))
+    assert load_prompts(str(folder), column="caption").prompts == ["one", "two", "three"]
+    with pytest.raises(ValueError, match="no column 'prompt'.*caption"):
+        load_prompts(str(folder))
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no prompts"):
+        load_prompts(str(tmp_path / "empty.txt"))
+    assert load_prompts(str(text)).sha256 != load_prompts(str(text), limit=1).sha256
+
+
+# ----------------------------------------------------------------------------------------------
+# the output folder and the comparison, from known records (no models)
+
+
+class _Classifier:  # what _settings reads from a classifier backend
+    identity = "known-classifier"
+    instruction = "the instruction"
+
+
+def _synthetic_folder(tmp_path, name, flags, *, seed=0, classifier=_Classifier, prompts=("a cat", "a dog", "a cup")):
+    """An eval folder written by write_eval_folder from a work folder of known records and PNGs.
+    ``flags[p][i]`` is True (blur + duplicated), False (no artifacts) or None (unparsed)."""
+    from synartifact_hf.generator_eval.folder import write_eval_folder
+
+    per_prompt = len(flags[0])
+    config = EvalConfig(pipeline="tiny-sd", prompts=list(prompts), prompts_source="test", classifier="x",
+                        output=str(tmp_path / name), images_per_prompt=per_prompt, seed=seed, resamples=300,
+                        progress=False)
+    settings = _settings(config, {"steps": 2, "guidance": 7.5, "height": None, "width": None}, classifier)
+    work = work_dir_of(config.output)
+    (work / "images").mkdir(parents=True)
+    items = items_of(config.prompts, per_prompt, seed)
+    with (work / "records.jsonl").open("w") as f:
+        for item in items:
+            flag = flags[item.prompt_index][item.image_index]
+            answer = {True: f"1. {BLUR}. 2. {DUP}.", False: "1. No artifacts.", None: "hello"}[flag]
+            labels = {True: [BLUR, DUP], False: ["No artifacts"], None: []}[flag]
+            result = {"generated_text": answer, "labels": labels, "has_artifacts": flag, "parse_issues": []}
+            f.write(json.dumps(_record(item, result, 1.0 if flag else 1.5, None)) + "\n")
+            shade = 40 * item.prompt_index + 10 * item.image_index
+            Image.new("RGB", (32, 32), (shade, 100, 200)).save(work / "images" / f"{item.item_id}.png")
+    return write_eval_folder(config, settings, work, items)
+
+
+def test_eval_folder_is_a_dataset_with_report_and_figures(tmp_path):
+    import datasets
+
+    flags = [[True, True], [False, None], [True, False]]
+    out = _synthetic_folder(tmp_path, "eval", flags)
+    rows = datasets.load_dataset(str(out), split="train")
+    assert rows.num_rows == 6
+    assert rows["item_id"] == ["p00000-i000", "p00000-i001", "p00001-i000", "p00001-i001", "p00002-i000", "p00002-i001"]
+    assert rows["seed"] == [item_seed(0, p, i) for p in range(3) for i in range(2)]
+    assert rows[0]["image"].size == (32, 32) and rows[0]["labels"] == [BLUR, DUP]
+    assert rows["has_artifacts"][3] is None
+    generation = json.loads((out / "generation.json").read_text())
+    for key in ("pipeline", "lora", "steps", "guidance", "seed", "images_per_prompt", "classifier",
+                "instruction_sha256"):
+        assert key in generation
+    report = json.loads((out / "report.json").read_text())
+    assert (report["images"], report["prompts"], report["parsed"]) == (6, 3, 5)
+    assert report["artifact_rate"]["estimate"] == pytest.approx(3 / 5)
+    assert report["per_class"][BLUR]["count"] == 3 and report["per_class"]["Illegible letters"]["count"] == 0
+    assert report["mean_reward"]["estimate"] == pytest.approx((3 * 1.0 + 3 * 1.5) / 6)
+    for name in ("per_class_rates.png", "flagged_images.png"):
+        with Image.open(out / name) as im:
+            assert im.width > 200
+    md = (out / "report.md").read_text()
+    assert "60.0% [" in md and "flagged_images.png" in md
+    assert "configs:" in (out / "README.md").read_text()
+    assert not work_dir_of(out).exists() or True  # the work folder is removed by run_eval, not by the writer
+
+
+def test_compare_generators_cli_and_refusals(tmp_path, capsys):
+    before = [[True, True], [True, False], [True, True]]
+    after = [[False, False], [True, False], [False, None]]
+    a = _synthetic_folder(tmp_path, "a", before)
+    b = _synthetic_folder(tmp_path, "b", after)
+    assert main(["compare-generators", str(a), str(b), "--output", str(tmp_path / "cmp"), "--resamples", "300"]) == 0
+    result = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    overall = result["artifact_rate"]
+    assert result["pairs"] == 6 and result["pairs_both_parsed"] == 5
+    assert (overall["flagged_only_a"], overall["flagged_only_b"]) == (3, 0)
+    assert overall["difference"]["estimate"] == pytest.approx(-3 / 5)
+    assert overall["p_mcnemar"] == pytest.approx(0.25)  # 2 * (1/2)^3
+    assert result["per_class"][BLUR]["p_holm"] >= result["per_class"][BLUR]["p_mcnemar"]
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 1000
+    assert "| **any artifact** |" in capsys.readouterr().out
+
+    other_seed = _synthetic_folder(tmp_path, "seed1", after, seed=1)
+    with pytest.raises(SystemExit, match="do not share prompts and seeds"):
+        main(["compare-generators", str(a), str(other_seed), "--output", str(tmp_path / "no")])
+
+    class Other(_Classifier):
+        identity = "another-classifier"
+
+    other_clf = _synthetic_folder(tmp_path, "clf", after, classifier=Other)
+    with pytest.raises(SystemExit, match="different classifier"):
+        main(["compare-generators", str(a), str(other_clf), "--output", str(tmp_path / "no")])
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(SystemExit, match="no generation.json"):
+        main(["compare-generators", str(a), str(tmp_path), "--output", str(tmp_path / "no")])
+
+
+# ----------------------------------------------------------------------------------------------
+# end to end: tiny SD + tiny LLaVA, 2 processes, SIGKILL, resume
+
+
+def _kill_9(proc):
+    import psutil
+
+    try:
+        family = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.communicate()
+
+
+@needs_torchrun
+def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llava_path, tmp_path, capsys):
+    import datasets
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na cat\na dog on grass\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    args = ["eval-generator", tiny_sd_path, "--prompts", prompts, "--images-per-prompt", "2", "--classifier",
+            tiny_llava_path, "--output", out, "--steps", "2", "--max-new-tokens", "4", "--batch-size", "1",
+            "--resamples", "200"]
+    env = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    import os
+
+    proc = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "synartifact_hf.cli",
+                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env}, start_new_session=True)
+    work = work_dir_of(out)
+    parts = [work / f"records.jsonl.part-{rank:05d}" for rank in (0, 1)]
+    deadline = time.monotonic() + 300
+    try:  # kill everything once both processes have classified an image: a crash mid-run
+        while not all(p.is_file() and p.read_bytes().count(b"\n") >= 1 for p in parts):
+            assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no records appeared in 300 s"
+            time.sleep(0.02)
+    finally:
+        _kill_9(proc)
+    assert not out.exists()
+    done = {}
+    for part in parts:
+        for line in part.read_text().splitlines():
+            if line.endswith("}"):
+                record = json.loads(line)
+                done[record["item_id"]] = record
+    drawn_before = {p.stem for p in (work / "images").glob("*.png")}
+    assert set(done) <= drawn_before and len(done) >= 2
+
+    # A rerun with other settings is refused, naming what changed.
+    with pytest.raises(SystemExit, match="steps: 2 .* vs 3"):
+        main([str(a) for a in args[:-6]] + ["--steps", "3", "--max-new-tokens", "4", "--batch-size", "1"])
+
+    capsys.readouterr()
+    assert main([str(a) for a in args]) == 0  # one process resumes the two-process run
+    stdout = capsys.readouterr().out
+    redrawn = 6 - len(drawn_before)
+    assert f"drew {redrawn} image(s), classified {len(drawn_before) - len(done)} drawn before a restart" in stdout
+    assert not work.exists()
+    rows = datasets.load_dataset(str(out), split="train")
+    ids = [f"p{p:05d}-i{i:03d}" for p in range(3) for i in range(2)]
+    assert rows["item_id"] == ids  # each image exactly once, in item order
+    for row in rows.select_columns(["item_id", "answer", "labels", "seed", "prompt"]):
+        if row["item_id"] in done:
+            assert row["answer"] == done[row["item_id"]]["answer"]
+        assert row["seed"] == item_seed(0, int(row["item_id"][1:6]), int(row["item_id"][-3:]))
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == 6 and report["prompts"] == 3
