@@ -6,21 +6,19 @@ SIGKILL mid-run and resumed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
+from test_scaleout import _kill_9, _torchrun, needs_torchrun  # the torchrun helpers of the scale-out tests
 
 from synartifact_hf.cli import main
 from synartifact_hf.generator_eval.prompt_sets import load_prompts
 from synartifact_hf.generator_eval.run import EvalConfig, _record, _settings, items_of, work_dir_of
 from synartifact_hf.generator_eval.sampling import item_seed
 
-TORCHRUN = Path(sys.executable).with_name("torchrun")
-needs_torchrun = pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun not found next to the Python executable")
 BLUR, DUP = "Localized blur", "Duplicated components"
 
 
@@ -146,21 +144,6 @@ def test_compare_generators_cli_and_refusals(tmp_path, capsys):
 # end to end: tiny SD + tiny LLaVA, 2 processes, SIGKILL, resume
 
 
-def _kill_9(proc):
-    import psutil
-
-    try:
-        family = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
-    except psutil.NoSuchProcess:
-        family = []
-    for member in family:
-        try:
-            member.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.communicate()
-
-
 @needs_torchrun
 def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llava_path, tmp_path, capsys):
     import datasets
@@ -171,12 +154,7 @@ def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llav
     args = ["eval-generator", tiny_sd_path, "--prompts", prompts, "--images-per-prompt", "2", "--classifier",
             tiny_llava_path, "--output", out, "--steps", "2", "--max-new-tokens", "4", "--batch-size", "1",
             "--resamples", "200"]
-    env = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
-    import os
-
-    proc = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "synartifact_hf.cli",
-                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env}, start_new_session=True)
+    proc = _torchrun(*args, wait=False)
     work = work_dir_of(out)
     parts = [work / f"records.jsonl.part-{rank:05d}" for rank in (0, 1)]
     deadline = time.monotonic() + 300
@@ -199,7 +177,7 @@ def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llav
 
     # A rerun with other settings is refused, naming what changed.
     with pytest.raises(SystemExit, match="steps: 2 .* vs 3"):
-        main([str(a) for a in args[:-6]] + ["--steps", "3", "--max-new-tokens", "4", "--batch-size", "1"])
+        main([str(a) for a in args[:10]] + ["--steps", "3", "--max-new-tokens", "4", "--batch-size", "1"])
 
     capsys.readouterr()
     assert main([str(a) for a in args]) == 0  # one process resumes the two-process run
@@ -216,3 +194,35 @@ def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llav
         assert row["seed"] == item_seed(0, int(row["item_id"][1:6]), int(row["item_id"][-3:]))
     report = json.loads((out / "report.json").read_text())
     assert report["images"] == 6 and report["prompts"] == 3
+
+    # The same prompts and seeds with a LoRA on top: compare-generators pairs them image by image.
+    lora = _random_lora(tiny_sd_path, tmp_path / "lora")
+    with_lora = tmp_path / "eval-lora"
+    assert main([*map(str, args[:8]), "--output", str(with_lora), "--lora", str(lora), *map(str, args[10:])]) == 0
+    assert json.loads((with_lora / "generation.json").read_text())["lora"] == str(lora)
+    assert main(["compare-generators", str(out), str(with_lora), "--output", str(tmp_path / "cmp"),
+                 "--resamples", "200"]) == 0
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text())["pairs"] == 6
+    plain = datasets.load_dataset(str(out), split="train")[0]["image"]
+    lora_image = datasets.load_dataset(str(with_lora), split="train")[0]["image"]
+    assert np.abs(np.asarray(plain, dtype=int) - np.asarray(lora_image, dtype=int)).max() > 0  # the LoRA acts
+    # image p00000-i000 is what diffusers draws from that item's seed
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_path)
+    pipe.set_progress_bar_config(disable=True)
+    direct = pipe("a red cube", num_inference_steps=2, generator=torch.Generator().manual_seed(item_seed(0, 0, 0))).images[0]
+    assert np.abs(np.asarray(direct, dtype=int) - np.asarray(plain, dtype=int)).max() <= 1
+
+
+def _random_lora(sd_path, folder):
+    """A LoRA on the tiny SD's UNet attention with random (non-zero) B matrices, saved as our trainers do."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    pipe = StableDiffusionPipeline.from_pretrained(sd_path)
+    torch.manual_seed(0)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(pipe.unet))
+    return folder

@@ -84,6 +84,14 @@ def add_to_demo(ddpo, out: Path, classifier, args, entries: list, folders: list)
                                   steps=TINY_DDPO["sample_num_steps"], guidance=guidance,
                                   max_new_tokens=args.max_new_tokens)
     print(f"  {result.summary}\n  ({TOY_NOTE})")
+    for name in ("before", "after"):
+        entries.append(Entry("table", f"generator-eval/{name}/report.md",
+                             f"tiny SD {name} DDPO: artifact rate, per-class rates, parse rate, mean reward (95% CIs)"))
+        entries.append(Entry("figure", f"generator-eval/{name}/per_class_rates.png",
+                             f"tiny SD {name} DDPO: per-class artifact rates with bootstrap whiskers"))
+        if (out / "generator-eval" / name / "flagged_images.png").is_file():
+            entries.append(Entry("figure", f"generator-eval/{name}/flagged_images.png",
+                                 f"tiny SD {name} DDPO: flagged images with the classifier's labels"))
     entries.append(Entry("table", "generator-eval/before-vs-after/comparison.md",
                          "tiny SD before vs after DDPO: artifact rates, paired differences, McNemar (a toy)"))
     entries.append(Entry("figure", "generator-eval/before-vs-after/comparison.png",

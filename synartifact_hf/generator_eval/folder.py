@@ -99,6 +99,24 @@ Written by `synartifact-hf eval-generator` (synartifact-hf {package_version()}).
 """
 
 
+def _sample_flagged(records, k: int, seed: int) -> list[dict]:
+    """A seeded uniform sample of at most ``k`` flagged records in item order (reservoir: one pass, k kept)."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, dict]] = []
+    seen = 0
+    for record in records:
+        if not record["has_artifacts"]:
+            continue
+        if len(kept) < k:
+            kept.append((seen, record))
+        else:
+            j = rng.randrange(seen + 1)
+            if j < k:
+                kept[j] = (seen, record)
+        seen += 1
+    return [record for _, record in sorted(kept, key=lambda pair: pair[0])]
+
+
 def write_eval_folder(config, settings: dict, work: Path, items) -> Path:
     """Write ``config.output`` from the work folder of a finished run (main process only)."""
     import datasets
@@ -128,10 +146,7 @@ def write_eval_folder(config, settings: dict, work: Path, items) -> Path:
                    "image": {"bytes": path.read_bytes(), "path": path.name}}
 
     report = rate_report(count_by_prompt(records()), resamples=config.resamples, seed=config.bootstrap_seed)
-    flagged = [r for r in records() if r["has_artifacts"]]
-    if len(flagged) > MAX_SHEET_IMAGES:
-        flagged = sorted(random.Random(config.bootstrap_seed).sample(flagged, MAX_SHEET_IMAGES),
-                         key=lambda r: r["item_id"])
+    flagged = _sample_flagged(records(), MAX_SHEET_IMAGES, config.bootstrap_seed)
 
     out = Path(config.output)
     with staged_folder(out, overwrite=config.overwrite) as staging:
