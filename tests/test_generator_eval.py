@@ -5,14 +5,18 @@ SIGKILL mid-run and resumed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_scaleout import _kill_9, _torchrun, needs_torchrun  # the torchrun helpers of the scale-out tests
 
 from synartifact_hf.cli import main
 from synartifact_hf.generator_eval.prompt_sets import load_prompts
@@ -20,6 +24,7 @@ from synartifact_hf.generator_eval.run import EvalConfig, _record, _settings, it
 from synartifact_hf.generator_eval.sampling import item_seed
 
 BLUR, DUP = "Localized blur", "Duplicated components"
+TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,7 +149,21 @@ def test_compare_generators_cli_and_refusals(tmp_path, capsys):
 # end to end: tiny SD + tiny LLaVA, 2 processes, SIGKILL, resume
 
 
-@needs_torchrun
+def _sigkill_tree(proc) -> None:
+    """SIGKILL torchrun and every worker (each runs in a session of its own) and wait until they are gone."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(proc.pid)
+        family = [root, *root.children(recursive=True)]
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(9)
+        psutil.wait_procs(family, timeout=60)
+    proc.communicate()
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun not found next to the Python executable")
 def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llava_path, tmp_path, capsys):
     import datasets
 
@@ -154,7 +173,10 @@ def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llav
     args = ["eval-generator", tiny_sd_path, "--prompts", prompts, "--images-per-prompt", "2", "--classifier",
             tiny_llava_path, "--output", out, "--steps", "2", "--max-new-tokens", "4", "--batch-size", "1",
             "--resamples", "200"]
-    proc = _torchrun(*args, wait=False)
+    proc = subprocess.Popen(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "synartifact_hf.cli", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])})
     work = work_dir_of(out)
     parts = [work / f"records.jsonl.part-{rank:05d}" for rank in (0, 1)]
     deadline = time.monotonic() + 300
@@ -164,7 +186,7 @@ def test_eval_generator_two_processes_killed_and_resumed(tiny_sd_path, tiny_llav
             assert time.monotonic() < deadline, "no records appeared in 300 s"
             time.sleep(0.02)
     finally:
-        _kill_9(proc)
+        _sigkill_tree(proc)
     assert not out.exists()
     done = {}
     for part in parts:

@@ -34,6 +34,7 @@ IMAGE_DIR = "images"
 RECORDS = "records.jsonl"
 SETTINGS = "settings.json"
 REWARD_BACKBONE = "all-MiniLM-L6-v2"
+NSFW_KEY = "synartifact:nsfw_flagged"
 
 
 @dataclass
@@ -140,10 +141,15 @@ def _check_settings(work: Path, settings: dict, *, partial: bool = False) -> Non
                          f"Rerun with the same settings to resume it, or remove {work} (or choose another --output).")
 
 
-def _save_png(image, path: Path) -> None:
+def _save_png(image, path: Path, nsfw) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if nsfw is not None:  # the safety checker's verdict survives a restart with the image
+        info.add_text(NSFW_KEY, str(bool(nsfw)))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", pnginfo=info)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -167,9 +173,9 @@ def run_eval(config: EvalConfig) -> Path | None:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from ..backends import open_classifier
+    from ..backends import ClassificationFailed, open_classifier
     from ..reward import ArtifactReward
-    from ..scaleout import ShardedJsonLines, process_device, process_state, share
+    from ..scaleout import ShardedJsonLines, iter_records, process_device, process_state, share
     from .sampling import load_text_to_image, sample
 
     if config.images_per_prompt < 1 or config.batch_size < 1:
@@ -208,7 +214,7 @@ def run_eval(config: EvalConfig) -> Path | None:
     if state.num_processes > 1:
         results.start_counting()
     others = 0
-    drawn = reused = 0
+    drawn = reused = failed = 0
     if mine:
         reward = ArtifactReward(classifier=None, bertscore_model=REWARD_BACKBONE)
         with results.open() as handle:
@@ -221,24 +227,35 @@ def run_eval(config: EvalConfig) -> Path | None:
                     if path.is_file():  # drawn before a crash, not yet classified
                         with Image.open(path) as im:
                             images[k] = im.convert("RGB")
+                            flag = im.info.get(NSFW_KEY)
+                        nsfw[k] = None if flag is None else flag == "True"
                         reused += 1
                 missing = [k for k in range(len(batch)) if images[k] is None]
                 if missing:
                     new, flags = sample(pipe, [batch[k].prompt for k in missing], [batch[k].seed for k in missing],
                                         resolved)
                     for k, image, flag in zip(missing, new, flags):
-                        _save_png(image, paths[k])
+                        _save_png(image, paths[k], flag)
                         images[k], nsfw[k] = image, flag
                     drawn += len(missing)
-                answers = classifier.classify(images)
-                rewards, _ = reward.rewards_from_outputs(answers)
-                for item, answer, r, flag in zip(batch, answers, rewards.tolist(), nsfw):
-                    results.write(handle, _record(item, answer, r, flag))
+                try:
+                    answers = classifier.classify(images)
+                except ClassificationFailed as err:  # a served classifier gave up on some images
+                    answers = err.results
+                    failed += sum(a is None for a in answers)
+                    print(f"rank {state.process_index}: {err}")
+                kept = [(item, answer, flag) for item, answer, flag in zip(batch, answers, nsfw) if answer is not None]
+                if kept:
+                    rewards, _ = reward.rewards_from_outputs([answer for _, answer, _ in kept])
+                    for (item, answer, flag), r in zip(kept, rewards.tolist()):
+                        results.write(handle, _record(item, answer, r, flag))
                 bar.update(len(batch))
                 if state.num_processes > 1 and state.is_main_process:
                     now = results.written_by_others()
                     bar.update(now - others)
                     others = now
+    if failed:
+        print(f"rank {state.process_index}: {failed} image(s) got no answer from the classifier (kept for a rerun)")
     classifier.close()
     del pipe
     results.finish(item.item_id for item in items)
@@ -248,6 +265,10 @@ def run_eval(config: EvalConfig) -> Path | None:
         return None
     if drawn or reused:
         print(f"rank 0: drew {drawn} image(s), classified {reused} drawn before a restart")
+    missing = len(items) - sum(1 for _ in iter_records(work / RECORDS, "item_id"))
+    if missing:
+        raise SystemExit(f"{missing} image(s) have no answer from the classifier yet (see the errors above); their "
+                         f"images are kept in {images_dir}: rerun the same command to classify them")
     from .folder import write_eval_folder
 
     write_eval_folder(config, settings, work, items)
