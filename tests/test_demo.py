@@ -101,6 +101,6 @@ def test_demo_compares_the_tiny_sd_before_and_after_ddpo(demo_run):
     assert settings[0]["lora"] is None and settings[1]["lora"].endswith("lora")
     assert settings[0]["classifier"] == settings[1]["classifier"]
     result = json.loads((folders / "before-vs-after" / "comparison.json").read_text())
-    assert result["pairs"] == 12 and result["prompts"] == 6
+    assert result["pairs"] == 8 and result["prompts"] == 4
     assert 0.0 <= result["artifact_rate"]["p_mcnemar"] <= 1.0
     assert "before vs after DDPO" in printed and "A toy" in printed

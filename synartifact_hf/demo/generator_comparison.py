@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["DEMO_PROMPTS", "GeneratorComparison", "TOY_NOTE", "compare_before_after"]
 
-DEMO_PROMPTS = 6
+DEMO_PROMPTS = 4
 DEMO_IMAGES_PER_PROMPT = 2
 TOY_NOTE = ("A toy: a tiny random-weight Stable Diffusion after a few DDPO epochs, judged by a tiny classifier "
             "trained on placeholder images. The numbers show the mechanics, not whether DDPO reduces artifacts.")

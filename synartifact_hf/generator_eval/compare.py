@@ -189,6 +189,11 @@ def compare_folders(dir_a, dir_b, output, *, resamples: int = DEFAULT_RESAMPLES,
     names = (Path(dir_a).name, Path(dir_b).name)
     if Path(dir_a).resolve() == Path(dir_b).resolve():
         raise NotComparableError(f"A and B are the same folder ({dir_a})")
+    target = Path(output).resolve()
+    for folder in (dir_a, dir_b):
+        source = Path(folder).resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise NotComparableError(f"--output {output} overlaps the input folder {folder}; inputs are never written to")
     settings_a, a = read_eval_folder(dir_a)
     settings_b, b = read_eval_folder(dir_b)
     keys = [list(zip(c["item_id"], c["prompt"], c["seed"])) for c in (a, b)]
