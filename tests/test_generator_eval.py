@@ -144,8 +144,9 @@ def test_compare_generators_cli_and_refusals(tmp_path, capsys):
     with pytest.raises(SystemExit, match="overlaps the input folder"):
         main(["compare-generators", str(a), str(b), "--output", str(a), "--overwrite"])
     assert (a / "generation.json").is_file()
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no generation.json"):
-        main(["compare-generators", str(a), str(tmp_path), "--output", str(tmp_path / "no")])
+        main(["compare-generators", str(a), str(tmp_path / "empty"), "--output", str(tmp_path / "no")])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = compare_folders(args.dir_a, args.dir_b, args.output, resamples=args.resamples, seed=args.bootstrap_seed,
                               overwrite=args.overwrite)
-    except NotComparableError as err:
+    except (NotComparableError, FileExistsError) as err:
         raise SystemExit(f"compare-generators: {err}") from None
     print((out / "comparison.md").read_text(encoding="utf-8"))
     print(f"written: {out}")

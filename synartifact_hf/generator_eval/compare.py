@@ -182,7 +182,7 @@ def compare_folders(dir_a, dir_b, output, *, resamples: int = DEFAULT_RESAMPLES,
                     overwrite: bool = False) -> Path:
     """Compare two ``eval-generator`` folders and write ``comparison.json``, ``comparison.md`` and
     ``comparison.png`` to ``output`` (a new folder, swapped into place whole)."""
-    from ..hub_folder import staged_folder
+    from ..hub_folder import check_out_dir, staged_folder
     from .figures import plot_differences
     from .folder import read_eval_folder
 
@@ -194,6 +194,7 @@ def compare_folders(dir_a, dir_b, output, *, resamples: int = DEFAULT_RESAMPLES,
         source = Path(folder).resolve()
         if target == source or source in target.parents or target in source.parents:
             raise NotComparableError(f"--output {output} overlaps the input folder {folder}; inputs are never written to")
+    check_out_dir(output, overwrite, looks_like_ours=lambda d: (d / "comparison.json").is_file())
     settings_a, a = read_eval_folder(dir_a)
     settings_b, b = read_eval_folder(dir_b)
     keys = [list(zip(c["item_id"], c["prompt"], c["seed"])) for c in (a, b)]

@@ -9,7 +9,7 @@ same source and limit give the same indices in every run.
 >>> prompts.prompts
 ['tench, Tinca tinca', 'goldfish, Carassius auratus', 'great white shark, white shark, man-eater, man-eating shark, Carcharodon carcharias']
 >>> prompts.source, len(prompts.sha256)
-('imagenet-animals (built in)', 64)
+('imagenet-animals (built in), first 3', 64)
 """
 
 from __future__ import annotations

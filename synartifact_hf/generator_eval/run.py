@@ -174,6 +174,7 @@ def run_eval(config: EvalConfig) -> Path | None:
     from tqdm.auto import tqdm
 
     from ..backends import ClassificationFailed, open_classifier
+    from ..hub_folder import check_out_dir
     from ..reward import ArtifactReward
     from ..scaleout import ShardedJsonLines, iter_records, process_device, process_state, share
     from .sampling import load_text_to_image, sample
@@ -183,8 +184,10 @@ def run_eval(config: EvalConfig) -> Path | None:
     if config.images_per_prompt > 1000:
         raise SystemExit("--images-per-prompt is at most 1000 (item ids have three digits for the image index)")
     out = Path(config.output)
-    if (out.exists() or out.is_symlink()) and not config.overwrite:
-        raise SystemExit(f"{out} already exists; choose another --output or pass --overwrite to replace it")
+    try:  # --overwrite replaces only a folder this command wrote
+        check_out_dir(out, config.overwrite, looks_like_ours=lambda d: (d / "generation.json").is_file())
+    except FileExistsError as err:
+        raise SystemExit(f"--output: {err}") from None
     state = process_state()
     device = process_device(state, config.device)
     work = work_dir_of(out)
