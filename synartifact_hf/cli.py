@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "generate images with a text-to-image model, classify them: artifact rates with CIs"),
     "compare-generators": ("synartifact_hf.generator_eval.cli_compare",
                            "paired comparison of two eval-generator folders (differences, McNemar, Holm)"),
+    "study": ("synartifact_hf.app.study.cli_study",
+              "user study of two generators: serve the rating page, invite raters, report (Fig. 9, Wilcoxon, alpha)"),
 }
 
 

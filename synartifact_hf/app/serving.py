@@ -47,14 +47,16 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> 
 
 
 @contextmanager
-def running_app(argv: Sequence[str], log: str | os.PathLike, *, port: int | None = None, timeout: float = 240):
-    """``python -m synartifact_hf.cli app ARGV --port PORT`` (127.0.0.1) in a child process; yields
-    ``(url, process)`` once it answers, stops it afterwards. Its output goes to ``log``."""
+def running_app(argv: Sequence[str], log: str | os.PathLike, *, port: int | None = None, timeout: float = 240,
+                command: Sequence[str] = ("app",)):
+    """``python -m synartifact_hf.cli COMMAND ARGV --port PORT`` (127.0.0.1; COMMAND ``app`` or e.g.
+    ``study serve``) in a child process; yields ``(url, process)`` once it answers, stops it afterwards.
+    Its output goes to ``log``."""
     port = port or free_port()
     log = Path(log)
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "synartifact_hf.cli", "app", *argv, "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "synartifact_hf.cli", *command, *argv, "--host", "127.0.0.1",
                                  "--port", str(port)], stdout=handle, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
