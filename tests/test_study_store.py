@@ -203,6 +203,11 @@ def test_report_folder_from_a_simulated_study(store, tmp_path):
     card = (out / "README.md").read_text()
     assert "Krippendorff" in card and "study.png" in card
     assert main(["study", "report", "--db", str(store.path), "--output", str(out)]) == 1  # exists: refused
+    assert len(datasets.load_dataset(str(out), split="train")) == 96  # cached under the folder's name
+    (_, late), = store.add_raters(1)
+    _answer(store, late, 2, 6)
+    assert main(["study", "report", "--db", str(store.path), "--output", str(out), "--overwrite"]) == 0
+    assert len(datasets.load_dataset(str(out), split="train")) == 98  # the card's dataset_info keeps the cache honest
     assert main(["study", "report", "--db", str(tmp_path / "missing.sqlite"), "--output", str(tmp_path / "x")]) == 1
 
 
