@@ -5,7 +5,7 @@ have up to 18 boxes, often nested on one hand or face). So the picture carries o
 gets a tag with its number, placed where it touches its own box and overlaps no other tag, and the
 legend under the image says what each number is ("3. Distorted and deformed components: distorted
 hand"). :func:`layout_box_labels` computes that geometry without drawing, so that it can be checked;
-``figures`` draws from it.
+``drawing`` draws from it.
 
 Tag placement considers the box's corners (outside above, inside, outside left / below / right), then
 positions sliding along its four edges, and takes the first free one that touches the fewest other

@@ -77,25 +77,13 @@ def label_columns(return_scores: bool = False, prefix: str = ""):
     return Features({prefix + name: feature for name, feature in features.items()})
 
 
-def _classifier_identity(classifier) -> str:
-    """What the cache key knows of the classifier: its name and, for a local folder, its weight files'
-    sizes and times (a checkpoint retrained into the same folder must not be served stale labels)."""
-    name = str(getattr(classifier.model, "name_or_path", type(classifier.model).__name__))
-    folder = Path(name)
-    stamps = []
-    if folder.is_dir():
-        stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.safetensors"))]
-    return json.dumps([name, stamps, str(classifier.model.dtype)])
-
-
 @dataclass(frozen=True)
 class _Labeller:
     """``Dataset.map(batched=True)``'s function: one batch of image values in, the artifact columns
     out. An unreadable image becomes that row's ``error``, never a crash; ``on_batch(n)`` (if given)
     hears of every finished batch (the progress bar)."""
 
-    classifier: Any
-    params: dict
+    classifier: Any  # a ClassifierBackend
     return_scores: bool
     prefix: str
     on_batch: Callable[[int], Any] | None = None
@@ -118,7 +106,8 @@ class _Labeller:
 
     def __call__(self, images: list) -> dict:
         readable, pils, errors = self._read(images)
-        results = dict(zip(readable, self.classifier(pils, batch_size=len(pils), **self.params))) if pils else {}
+        # A served classifier still failing after its retries raises: this chunk is not cached, a rerun redoes it.
+        results = dict(zip(readable, self.classifier.classify(pils))) if pils else {}
         names = _COLUMNS + (("scores",) if self.return_scores else ())
         rows = {self.prefix + name: [] for name in names}
         for i in range(len(images)):
@@ -149,13 +138,18 @@ def label_dataset(
     cache_dir: str | os.PathLike | None = None,
     rows_per_cache_file: int = DEFAULT_ROWS_PER_CACHE_FILE,
     progress: bool = True,
+    served_model: str | None = None,
+    concurrency: int = 16,
 ):
     """``dataset`` with the classifier's artifact columns added (see the module docstring).
 
     Args:
         dataset: a ``datasets.Dataset`` or ``IterableDataset`` with an image column, or an image folder.
         classifier: a ``pipeline("artifact-classification")`` (e.g. from
-            :func:`~synartifact_hf.pipeline.load_pipeline`).
+            :func:`~synartifact_hf.pipeline.load_pipeline`), a checkpoint folder or Hub id, the URL of an
+            OpenAI-compatible server ending in ``/v1`` (``served_model`` picks its model, ``concurrency``
+            the requests in flight), or a classifier from :func:`~synartifact_hf.backends.open_classifier`
+            (whose own ``max_new_tokens``, ``instruction``, ``return_scores`` and batch size then apply).
         image_column: the column holding the image (a list column uses its first image).
         column_prefix: prepended to the new column names (e.g. ``"predicted_"`` for a dataset that has
             its own ``labels``).
@@ -165,21 +159,24 @@ def label_dataset(
     """
     import datasets
 
+    from .backends import ClassifierBackend, open_classifier
+
     if isinstance(dataset, (str, os.PathLike)):
         dataset = load_images(dataset)
     if batch_size < 1 or rows_per_cache_file < 1:
         raise ValueError("batch_size and rows_per_cache_file must be at least 1")
-    params = {"max_new_tokens": max_new_tokens, "return_scores": return_scores}
-    if instruction is not None:
-        params["instruction"] = instruction
-    features = label_columns(return_scores, column_prefix)
+    if not isinstance(classifier, ClassifierBackend):
+        classifier = open_classifier(classifier, served_model=served_model, batch_size=batch_size,
+                                     max_new_tokens=max_new_tokens, instruction=instruction,
+                                     return_scores=return_scores, concurrency=concurrency)
+    features = label_columns(classifier.return_scores, column_prefix)
     _check_columns(dataset, image_column, features)
-    labeller = _Labeller(classifier, params, return_scores, column_prefix)
+    labeller = _Labeller(classifier, classifier.return_scores, column_prefix)
     if isinstance(dataset, datasets.IterableDataset):
-        return _label_lazily(dataset, labeller, image_column, batch_size, features)
-    key = json.dumps([dataset._fingerprint, image_column, _classifier_identity(classifier), params,
-                      column_prefix, package_version()], sort_keys=True, default=str)
-    return _label_in_cached_chunks(dataset, labeller, image_column, batch_size, features, key=key,
+        return _label_lazily(dataset, labeller, image_column, classifier.batch_size, features)
+    key = json.dumps([dataset._fingerprint, image_column, classifier.fingerprint, column_prefix,
+                      package_version()], sort_keys=True, default=str)
+    return _label_in_cached_chunks(dataset, labeller, image_column, classifier.batch_size, features, key=key,
                                    cache_dir=cache_dir, rows_per_cache_file=rows_per_cache_file, progress=progress)
 
 

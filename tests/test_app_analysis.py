@@ -26,7 +26,7 @@ from synartifact_hf.app.analysis import (
     write_results,
 )
 from synartifact_hf.data.embedded_sample import SAMPLE_DIR
-from synartifact_hf.figures import PREDICTED_COLOR
+from synartifact_hf.drawing import PREDICTED_COLOR
 from synartifact_hf.instructions import format_detection_answer, pixel_to_padded
 
 SAMPLE = SAMPLE_DIR / "sub_data_0/images/000000037.png"

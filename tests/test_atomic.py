@@ -105,7 +105,7 @@ def test_failed_torn_tail_cut_leaves_no_temporary_file(tmp_path, monkeypatch):
 def test_a_figure_whose_write_fails_leaves_no_file(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from synartifact_hf.figures import plot_class_distribution
+    from synartifact_hf.drawing import plot_class_distribution
 
     def failing_savefig(self, fname, **kwargs):
         with open(fname, "wb") as handle:

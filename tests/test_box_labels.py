@@ -8,7 +8,7 @@ import json
 from PIL import Image, ImageFont
 
 from synartifact_hf.box_labels import layout_box_labels, overlaps, touches
-from synartifact_hf.figures import (
+from synartifact_hf.drawing import (
     CLASS_COLORS,
     PREDICTED_COLOR,
     REFERENCE_COLOR,

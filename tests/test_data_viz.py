@@ -1,4 +1,4 @@
-"""visualize (overlays + histogram PNGs), figures helpers and the card renderer."""
+"""visualize (overlays + histogram PNGs), drawing helpers and the card renderer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from PIL import Image
 from synartifact_hf import cards
 from synartifact_hf.cli import main
 from synartifact_hf.data import build_sample_dataset
-from synartifact_hf.figures import CLASS_COLORS, draw_artifacts, plot_class_distribution
+from synartifact_hf.drawing import CLASS_COLORS, draw_artifacts, plot_class_distribution
 from synartifact_hf.taxonomy import NAMES
 
 
@@ -45,7 +45,7 @@ def test_visualize_by_image_id_and_errors(built, tmp_path, capsys):
 
 @pytest.mark.parametrize("image_id", ["../escape", "sub/name", "/abs", "..", "a\\b"])
 def test_overlays_refuse_image_ids_that_leave_the_output_folder(tmp_path, image_id):
-    from synartifact_hf.figures import save_artifact_overlays
+    from synartifact_hf.drawing import save_artifact_overlays
 
     row = {"image": Image.new("RGB", (8, 8)), "artifacts": [], "labels": [13], "image_id": image_id}
     with pytest.raises(ValueError, match="not a plain file name"):
@@ -81,8 +81,8 @@ def test_render_card_fills_and_refuses_holes(tmp_path):
     assert "configs_yaml" in cards.placeholders(cards.template_path("dataset_card").read_text())
 
 
-def test_old_module_name_viz_is_the_figures_module():
-    import synartifact_hf.figures as figures
+def test_old_module_name_viz_is_the_drawing_module():
+    import synartifact_hf.drawing as drawing
     import synartifact_hf.viz as viz
 
-    assert viz is figures and viz.draw_artifacts is draw_artifacts
+    assert viz is drawing and viz.draw_artifacts is draw_artifacts

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..figures import plot_class_distribution, save_artifact_overlays
+from ..drawing import plot_class_distribution, save_artifact_overlays
 from ..taxonomy import NO_ARTIFACTS_ID
 
 __all__ = ["visualize_dataset"]

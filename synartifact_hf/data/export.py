@@ -392,7 +392,7 @@ def _write_configs(configs: list[str], raw_dir: Path, release: Release, staging:
 
 
 def _write_chart(path: Path, stats: DatasetStatistics, pretty_name: str, label_rule: str) -> None:
-    from ..figures import plot_class_distribution
+    from ..drawing import plot_class_distribution
 
     plot_class_distribution(
         {split: dict(stats.images_per_class[split]) for split in stats.splits},

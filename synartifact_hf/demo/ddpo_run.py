@@ -68,7 +68,7 @@ def run_ddpo(classifier: str | os.PathLike, output_dir: str | os.PathLike, *, ep
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     from ..ddpo import DDPOConfig, DDPOTrainer, ImageNetAnimalPrompts
-    from ..figures import plot_reward_curve
+    from ..drawing import plot_reward_curve
     from ..reward import ArtifactReward
 
     out = Path(output_dir)
