@@ -66,4 +66,4 @@ def test_wheel_ships_templates_sample_metric_folders_and_prompt_lists(build):
     for metric in ("artifact_f1", "artifact_iou"):
         for file in (f"{metric}.py", "README.md", "app.py", "requirements.txt", "__init__.py"):
             assert f"synartifact_hf/metrics/{metric}/{file}" in names
-    assert "synartifact_hf/ddpo/imagenet_animals.txt" in names
+    assert "synartifact_hf/rl/imagenet_animals.txt" in names  # read by rl.prompt_functions
