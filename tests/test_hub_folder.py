@@ -1,16 +1,12 @@
-"""synartifact_hf.hub_folder: the staging context, the out-dir guard, the shard writer; and the package's
-module borders (no private names taken across modules)."""
+"""synartifact_hf.hub_folder: the staging context, the out-dir guard, the shard writer."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from synartifact_hf.hub_folder import check_out_dir, staged_folder, write_parquet_shards
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_staged_folder_swaps_on_success_and_leaves_nothing_on_failure(tmp_path):
@@ -71,18 +67,3 @@ def test_write_parquet_shards_caps_shards_and_embeds_images(tmp_path):
         Path(path).unlink()  # the shards stand alone
     loaded = load_dataset(str(folder.parent), split="train")
     assert loaded["n"] == list(range(5)) and loaded[4]["image"].getpixel((0, 0)) == (160, 0, 0)
-
-
-def _private_imports(path: Path) -> list[str]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("synartifact_hf")):
-            found += [f"{node.module}.{a.name}" for a in node.names
-                      if a.name.startswith("_") and not a.name.endswith("__")]  # dunders are public
-    return found
-
-
-def test_no_module_of_the_package_takes_another_modules_private_names():
-    offenders = {str(p.relative_to(ROOT)): names for p in sorted((ROOT / "synartifact_hf").rglob("*.py"))
-                 if (names := _private_imports(p))}
-    assert not offenders, f"private names imported across modules: {offenders}"
