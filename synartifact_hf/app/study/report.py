@@ -189,13 +189,22 @@ def report_markdown(summary: dict, figure: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _card(summary: dict, out_dir: Path) -> str:
-    from ...cards import render_card
-    from ...hub_folder import configs_yaml, package_version, size_category
+def _card(summary: dict, out_dir: Path, staging: Path, dataset) -> str:
+    import datasets
 
+    from ...cards import render_card
+    from ...hub_folder import configs_yaml, package_version, size_category, yaml_block
+
+    # dataset_info (row count, sizes) also keeps load_dataset(out_dir) honest after --overwrite: datasets
+    # keys its cache on the card's metadata, not on the files
+    splits = datasets.SplitDict()
+    splits.add(datasets.SplitInfo(name="train", num_examples=len(dataset)))
+    info = datasets.DatasetInfo(features=dataset.features, splits=splits, config_name="default",
+                                download_size=sum(p.stat().st_size for p in staging.glob("default/*.parquet")))
     return render_card("study_ratings_card.md", pretty_name="User study ratings (synartifact-hf)",
                        size_category=size_category(summary["ratings"]),
                        configs_yaml=configs_yaml(["default"], {"default": ["train"]}),
+                       dataset_info_yaml=yaml_block([info._to_yaml_dict()]),
                        report=report_markdown(summary), load_path=out_dir.name, version=package_version())
 
 
@@ -231,7 +240,7 @@ def study_report(db: str | os.PathLike | StudyStore, out_dir: str | os.PathLike,
         write_parquet_shards(dataset, staging / "default", "train")
         draw_figure(summary, ratings, staging / FIGURE_FILE)
         write_text_atomic(staging / REPORT_FILE, json.dumps(summary, indent=2) + "\n")
-        write_text_atomic(staging / "README.md", _card(summary, out_dir))
+        write_text_atomic(staging / "README.md", _card(summary, out_dir, staging, dataset))
     if push_to_hub:
         from ...data.hub import push_dataset
 
