@@ -230,6 +230,7 @@ def test_every_bad_input_is_refused_and_stored_nowhere(study):
     # nothing can be uploaded to the server, and it still serves afterwards
     response = httpx.post(f"{url}/gradio_api/upload", files={"files": ("x.png", b"\x89PNG" + b"0" * 100)}, timeout=30)
     assert response.status_code == 413
+    assert httpx.get(f"{url}/gradio_api/runs", timeout=30).status_code == 404  # no run history in the browser
     assert client.predict(token, api_name="/next_item")[0] == current
 
 

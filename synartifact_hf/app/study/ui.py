@@ -9,8 +9,9 @@ another rater's ratings: the page knows sides only, the server maps them to mode
 link, unknown or already-rated item, a score outside 1-7) come back as a message and store nothing.
 The admin endpoints need the admin token on every call, not just to show the panel.
 
-Safe defaults as the app's: bind 127.0.0.1, no share link, no files served beyond the page's own, a
-bounded queue (requests are cheap here, so it is longer than the classifier app's).
+Safe defaults as the app's: bind 127.0.0.1, no share link, no uploads, no files served beyond the
+page's own, no run history kept in the browser (it would hold the link and the scores), a bounded
+queue (requests are cheap here, so it is longer than the classifier app's).
 """
 
 from __future__ import annotations
@@ -83,15 +84,19 @@ def build_study_app(pairs: StudyPairs, store: StudyStore, *, queue_size: int = Q
     """The study page as a ``gradio.Blocks`` (queued); ``store`` must be bound to ``pairs``' items."""
     exports: deque[Path] = deque()
     files = _ImageFiles()
+    image_paths: dict[str, tuple[str, str]] = {}  # item_id -> (A's file, B's file)
 
     def view(assignment, message: str = ""):
         """Outputs for the rating panel: item id, status, prompt, left, right, three cleared answers, button."""
         status = _progress_text(assignment.done, assignment.total) + (f"\n\n{message}" if message else "")
         if assignment.item is None:
             return ("", status, "", None, None, None, None, None, gr.update(interactive=False))
-        a, b = pairs.images(assignment.item.item_id)
+        item_id = assignment.item.item_id
+        if item_id not in image_paths:  # decoded and encoded once per item, whoever sees it first
+            image_paths[item_id] = tuple(files.path(image) for image in pairs.images(item_id))
+        a, b = image_paths[item_id]
         left, right = (a, b) if assignment.left_model == "A" else (b, a)
-        return (assignment.item.item_id, status, f"**Text:** {assignment.item.prompt}", files.path(left), files.path(right),
+        return (item_id, status, f"**Text:** {assignment.item.prompt}", left, right,
                 None, None, None, gr.update(interactive=True))
 
     def next_item(token):
@@ -193,5 +198,7 @@ def build_study_app(pairs: StudyPairs, store: StudyStore, *, queue_size: int = Q
 
 
 def launch_study(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False):
-    """``demo.launch`` with the safe defaults (local bind, no share link unless asked, no extra files)."""
-    return demo.launch(server_name=host, server_port=port, share=share, show_error=True, max_file_size=0)
+    """``demo.launch`` with the safe defaults (local bind, no share link unless asked, no uploads, no
+    run history: gradio would keep each call's inputs, a rater's link and scores, in the browser)."""
+    return demo.launch(server_name=host, server_port=port, share=share, show_error=True, max_file_size=0,
+                       run_history=False)
