@@ -14,6 +14,12 @@ Dataset rows are keyed ``<folder>::<config>/<split>/<image_id>``. Re-running wit
 where it stopped; a half-written last line is dropped first. The run ends with a summary of the whole
 output file: images per label, images with/without artifacts, unparsed answers, errors.
 
+``--model`` may also be the URL of an OpenAI-compatible server ending in ``/v1`` (vLLM, SGLang, TGI,
+``transformers serve``; :mod:`synartifact_hf.backends`): ``--concurrency`` requests in flight, each
+retried after connection errors, timeouts, 429 and 5xx. An image the server still does not answer gets
+no line (an unreadable image gets its error line as above); the run then exits 1, and the same command
+run again classifies exactly those.
+
 Example (a tiny random model: plumbing only, its labels are noise)::
 
     python -c "from synartifact_hf.tiny_models import build_tiny_llava; build_tiny_llava('tiny-llava')"
@@ -23,19 +29,17 @@ Example (a tiny random model: plumbing only, its labels are noise)::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, or built dataset folders")
-    parser.add_argument("--model", required=True,
-                        help="checkpoint folder (save_pretrained) or Hub id, e.g. llava-hf/llava-1.5-7b-hf")
+    from .backends import MODEL_HELP, add_served_arguments
+
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--output", required=True, help="JSON-lines file to write (appended to; resumable)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per generate() call (default: %(default)s)")
     parser.add_argument("--scores", action="store_true", help="also write the 14-option scores (scoring module)")
@@ -46,102 +50,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", action="append", default=None,
                         help="split(s) of a built dataset folder to read (repeatable; default: all)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: the first GPU if there is one, else CPU)")
-
-
-# ----------------------------------------------------------------------------------------------
-# Inputs
-
-
-def _is_dataset_folder(folder: Path) -> bool:
-    return any(folder.glob("*.parquet")) or any(folder.glob("*/*.parquet"))
-
-
-def _image_files(folder: Path) -> list[Path]:
-    root = folder.resolve()
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if not path.resolve().is_relative_to(root):
-                print(f"skipping {path}: links outside {root}", file=sys.stderr)
-                continue
-            found.append(path)
-    return found
-
-
-def _dataset_items(folder: Path, config: str | None, splits: list[str] | None) -> Iterator[tuple[str, object]]:
-    import datasets
-
-    loaded = datasets.load_dataset(str(folder), name=config)
-    chosen = splits or list(loaded)
-    missing = [s for s in chosen if s not in loaded]
-    if missing:
-        raise SystemExit(f"{folder}: no split(s) {missing}; available: {list(loaded)}")
-    config_name = config or loaded[chosen[0]].config_name or "default"
-    for split in chosen:
-        dataset = loaded[split]
-        if "image" not in dataset.column_names:
-            raise SystemExit(f"{folder} ({config_name}/{split}) has no 'image' column; columns: {dataset.column_names}")
-        # Undecoded ({"bytes", "path"}): a broken image becomes that row's error record, not a crash.
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-        ids = dataset["image_id"] if "image_id" in dataset.column_names else range(len(dataset))
-        for index, image_id in enumerate(ids):
-            yield f"{folder.resolve()}::{config_name}/{split}/{image_id}", (dataset, index)
-
-
-def collect_items(paths: list[str], config: str | None = None, splits: list[str] | None = None):
-    """``[(key, source)]`` for every image under ``paths``, in a stable order."""
-    items: list[tuple[str, object]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            if _is_dataset_folder(path):
-                items.extend(_dataset_items(path, config, splits))
-            else:
-                items.extend((str(p.resolve()), p) for p in _image_files(path))
-        elif path.is_file():
-            items.append((str(path.resolve()), path))
-        else:
-            raise SystemExit(f"{raw}: no such file or folder")
-    return list(dict(items).items())  # the same image named twice is classified once
-
-
-def _read_source(source, max_pixels: int):
-    from .pipeline import load_image
-
-    if isinstance(source, tuple):
-        dataset, index = source
-        source = dataset[index]["image"]
-    return load_image(source, max_pixels=max_pixels)
+    add_served_arguments(parser)
 
 
 # ----------------------------------------------------------------------------------------------
 # Output
 
 
-def read_done(output: Path) -> list[dict]:
-    """Records already in ``output``; a half-written last line (crash mid-write) is removed from the file."""
+def iter_done(output: Path) -> Iterator[dict]:
+    """The records already in ``output``, one at a time; a half-written last line (crash mid-write) is
+    removed from the file first."""
     from .scaleout import cut_torn_tail, iter_records
 
     if not output.exists():
-        return []
+        return
     cut_torn_tail(output)
-    return [record for _, _, record in iter_records(output, "image")]
+    for _, _, record in iter_records(output, "image"):
+        yield record
 
 
-def summarize(records: list[dict]) -> dict:
-    labels = Counter(label for r in records if "error" not in r for label in r.get("labels", []))
-    return {
-        "images": len(records),
-        "errors": sum("error" in r for r in records),
-        "with_artifacts": sum(r.get("has_artifacts") is True for r in records),
-        "without_artifacts": sum(r.get("has_artifacts") is False for r in records),
-        "unparsed": sum("error" not in r and r.get("has_artifacts") is None for r in records),
-        "labels": dict(labels.most_common()),
-    }
+def read_done(output: Path) -> list[dict]:
+    """:func:`iter_done` as a list (holds every record: for small files and tests)."""
+    return list(iter_done(output))
+
+
+def summarize(records: Iterable[dict]) -> dict:
+    """Counts over ``records`` in one pass, holding one record at a time (the output may be millions
+    of lines: the summary must not undo the streamed merge)."""
+    summary = {"images": 0, "errors": 0, "with_artifacts": 0, "without_artifacts": 0, "unparsed": 0}
+    labels: Counter = Counter()
+    for record in records:
+        summary["images"] += 1
+        if "error" in record:
+            summary["errors"] += 1
+            continue
+        has = record.get("has_artifacts")
+        summary["with_artifacts" if has is True else "without_artifacts" if has is False else "unparsed"] += 1
+        labels.update(record.get("labels", []))
+    summary["labels"] = dict(labels.most_common())
+    return summary
 
 
 def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
@@ -157,9 +104,20 @@ def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .backends import ServedClassifierError
+
+    try:
+        return _run(args)
+    except ServedClassifierError as err:
+        raise SystemExit(f"classify: error: {err}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .pipeline import MAX_IMAGE_PIXELS, load_pipeline
+    from .backends import ClassificationFailed, open_classifier, served_settings
+    from .image_sources import collect_items, read_source
+    from .images import MAX_IMAGE_PIXELS
     from .scaleout import ShardedJsonLines, process_device, process_state, share
 
     if args.batch_size < 1:
@@ -167,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
     state = process_state()
     output = Path(args.output)
     instruction = Path(args.instruction_file).read_text(encoding="utf-8").strip() if args.instruction_file else None
-    with state.main_process_first():  # datasets inputs: one process fills the cache, the others read it
-        items = collect_items(args.paths, args.config, args.split)
     results = ShardedJsonLines(output, state, key="image")
-    done_keys = results.prepare()
+    try:
+        with state.main_process_first():  # datasets inputs: one process fills the cache, the others read it
+            items = collect_items(args.paths, args.config, args.split)
+        done_keys = results.prepare()
+    except (FileNotFoundError, ValueError) as err:  # a missing path, a bad dataset folder or results file
+        raise SystemExit(str(err)) from None
     todo = [(key, source) for key, source in items if key not in done_keys]
     mine = share(len(todo), state.process_index, state.num_processes)
     mine = todo[mine.start: mine.stop]
@@ -180,32 +141,51 @@ def run(args: argparse.Namespace) -> int:
     if state.num_processes > 1:
         results.start_counting()
         others = 0
+    unanswered, retries, name = 0, 0, None
     if mine:
-        classifier = load_pipeline(args.model, device=process_device(state, args.device))
-        params = {"max_new_tokens": args.max_new_tokens, "return_scores": args.scores}
-        if instruction:
-            params["instruction"] = instruction
-        with results.open() as out:
-            for start in range(0, len(mine), args.batch_size):
+        # A served classifier that cannot be used fails here, before anything is written.
+        classifier = open_classifier(
+            args.model, device=process_device(state, args.device), batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens, instruction=instruction, return_scores=args.scores,
+            **served_settings(args),
+        )
+        with classifier, results.open() as out:
+            for start in range(0, len(mine), classifier.batch_size):
                 batch, images = [], []
-                for key, source in mine[start: start + args.batch_size]:
+                for key, source in mine[start: start + classifier.batch_size]:
                     try:
-                        images.append(_read_source(source, MAX_IMAGE_PIXELS))
+                        images.append(read_source(source, MAX_IMAGE_PIXELS))
                         batch.append(key)
                     except Exception as err:  # one unreadable image must not stop the run
                         results.write(out, {"image": key, "error": f"{type(err).__name__}: {err}"})
                         bar.update(1)
                 if batch:
-                    for key, result in zip(batch, classifier(images, batch_size=len(images), **params)):
+                    try:
+                        records = classifier.classify(images)
+                    except ClassificationFailed as err:  # no record for those: a rerun classifies them
+                        records = err.results
+                        unanswered += records.count(None)
+                    for key, result in zip(batch, records):
+                        if result is None:
+                            continue
+                        if not args.scores:
+                            result.pop("scores", None)
                         results.write(out, {"image": key, **result})
                         bar.update(1)
                 if state.num_processes > 1 and state.is_main_process:
                     now = results.written_by_others()
                     bar.update(now - others)
                     others = now
+        retries, name = getattr(classifier, "retries", 0), classifier.identity
     results.finish(key for key, _ in items)
+    if retries:
+        print(f"classify: {retries} request(s) to {name} retried (process {state.process_index})", file=sys.stderr)
     if state.is_main_process:
         bar.update(bar.total - bar.n)
         bar.close()
-        _print_summary(summarize(read_done(output)), output, len(todo), len(items) - len(todo))
+        _print_summary(summarize(iter_done(output)), output, len(todo), len(items) - len(todo))
+    if unanswered:
+        print(f"classify: {unanswered} image(s) got no answer from {name} even after retries; nothing was "
+              "written for them: run the same command again to classify them", file=sys.stderr)
+        return 1
     return 0

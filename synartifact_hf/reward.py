@@ -15,8 +15,9 @@ Interface (the DDPO reward contract of TRL's ``DDPOTrainer`` and ddpo-pytorch)::
     reward = ArtifactReward("path/to/classifier")      # or a pipeline object, or any callable
     rewards, info = reward(images, prompts, metadata)  # rewards: float32 tensor (B,), on CPU
 
-* ``images``: float tensor (B, 3, H, W) in [0, 1] on any device, uint8 array/tensor (B, H, W, 3), or a
-  list of PIL images. ``prompts`` (length B or None) and ``metadata`` are accepted and not used: the
+* ``images``: float tensor (B, 3, H, W) in [0, 1] on any device, float array in [0, 1] or uint8 array /
+  tensor (B, H, W, 3), or a list of PIL images: :func:`synartifact_hf.images.to_pil_images`, the same
+  rules as the classifier pipeline. ``prompts`` (length B or None) and ``metadata`` are accepted and not used: the
   classifier only sees the image.
 * ``info`` (JSON-able, for logging): ``mode``, ``answers`` (raw text), ``labels`` (parsed),
   ``has_artifacts``, ``parse_issues``, ``no_artifacts_term`` (per image), ``artifact_terms`` (13 per
@@ -24,7 +25,10 @@ Interface (the DDPO reward contract of TRL's ``DDPOTrainer`` and ddpo-pytorch)::
   ``num_empty``, ``num_unparseable``, ``num_clipped``, ``alpha``, ``beta``, ``component``, and in
   likelihood mode ``scores``.
 * ``classifier``: a model path or Hub id (the pipeline is built on first call, so pickling a reward
-  stays cheap), an ``artifact-classification`` pipeline (called with ``batch_size``), or any callable
+  stays cheap), the URL of an OpenAI-compatible server ending in ``/v1`` (the served classifier of
+  :mod:`synartifact_hf.backends`, opened on first call; ``served_model=`` picks the server's model; BERTScore
+  stays local), an ``artifact-classification`` pipeline (called with ``batch_size``), a classifier from
+  :func:`~synartifact_hf.backends.open_classifier`, or any callable
   taking a list of PIL images and returning one dict per image with the pipeline's keys
   (``generated_text``, ``labels``, ``has_artifacts``, ``parse_issues``; ``scores`` for likelihood mode).
 * ``rewards_from_outputs(outputs)`` / ``rewards_from_answers(answers)`` compute the same from classifier
@@ -85,6 +89,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+# Re-exported: reward code written for DDPO imports to_pil_images from here. One converter, one float
+# rule (floats in [0, 1]) for the reward and the classifier pipeline.
+from .images import to_pil_images
 from .taxonomy import ARTIFACT_CLASSES, CLASSES, NO_ARTIFACTS, NO_ARTIFACTS_ID
 
 __all__ = ["ArtifactReward", "PHRASES", "to_pil_images"]
@@ -95,50 +102,6 @@ PHRASES: tuple[str, ...] = tuple(c.phrase for c in CLASSES)
 _NUM_ARTIFACTS = len(ARTIFACT_CLASSES)
 _COMPONENTS = {"f1": "f1", "f": "f1", "precision": "precision", "p": "precision", "recall": "recall", "r": "recall"}
 _COMPONENT_INDEX = {"precision": 0, "recall": 1, "f1": 2}
-
-
-def to_pil_images(images) -> list:
-    """PIL RGB images from a float tensor (B, 3, H, W) in [0, 1] (any device), a uint8 array or tensor
-    (B, H, W, 3), or a list of PIL images. Anything else raises a ``TypeError``/``ValueError`` that says
-    what was expected."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(images, (list, tuple)):
-        bad = [i for i, im in enumerate(images) if not isinstance(im, Image.Image)]
-        if bad:
-            raise TypeError(f"images[{bad[0]}] is {type(images[bad[0]]).__name__}; a list of images must hold PIL images")
-        return [im.convert("RGB") if im.mode != "RGB" else im for im in images]
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of transformers here
-        torch = None
-    if torch is not None and isinstance(images, torch.Tensor):
-        if images.dtype == torch.uint8:
-            images = images.detach().cpu().numpy()
-        elif images.is_floating_point():
-            if images.ndim != 4 or images.shape[1] != 3:
-                raise ValueError(f"A float image tensor must be (B, 3, H, W), got shape {tuple(images.shape)}")
-            lo, hi = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
-            if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also rejects NaN
-                raise ValueError(
-                    f"A float image tensor must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-                    "(diffusers pipelines give [0, 1] with output_type='pt'; map [-1, 1] with x / 2 + 0.5)"
-                )
-            array = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-            images = array.permute(0, 2, 3, 1).cpu().numpy()
-        else:
-            raise TypeError(f"Image tensors must be float in [0, 1] or uint8, got {images.dtype}")
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise TypeError(f"Image arrays must be uint8 (B, H, W, 3), got {images.dtype}")
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"A uint8 image array must be (B, H, W, 3), got shape {images.shape}")
-        return [Image.fromarray(a) for a in images]
-    raise TypeError(
-        f"Unsupported images {type(images).__name__}: pass a float tensor (B, 3, H, W) in [0, 1], a uint8 "
-        "array (B, H, W, 3) or a list of PIL images"
-    )
 
 
 class ArtifactReward:
@@ -162,6 +125,8 @@ class ArtifactReward:
         pipeline_kwargs: arguments for building the pipeline from a path (e.g. ``{"dtype": torch.bfloat16}``).
         device: device for the pipeline built from a path and for the BERTScore model.
         scorer: a ready ``BERTScoreMatrix`` to share (overrides ``bertscore_model``/``num_layers``).
+        served_model: with a server URL as ``classifier``: the server's model (default: its only one).
+        concurrency: with a server URL: requests in flight at once.
     """
 
     def __init__(
@@ -182,9 +147,19 @@ class ArtifactReward:
         pipeline_kwargs: dict | None = None,
         device: str | None = None,
         scorer=None,
+        served_model: str | None = None,
+        concurrency: int = 16,
     ):
+        from .backends import is_served_model
+
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "likelihood" and is_served_model(classifier):
+            raise ValueError(
+                f"mode='likelihood' needs the classifier's per-option scores, which the served classifier "
+                f"({classifier}) does not give; use mode='bertscore' (paper Eq. 4: the answer text is enough, "
+                "BERTScore runs here) or load the classifier in-process"
+            )
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if component.lower() not in _COMPONENTS:
@@ -211,6 +186,8 @@ class ArtifactReward:
         self.classifier_kwargs = dict(classifier_kwargs or {})
         self.pipeline_kwargs = dict(pipeline_kwargs or {})
         self.device = device
+        self.served_model = served_model
+        self.concurrency = concurrency
         self._scorer = scorer
         self._pipeline = None  # built from a path
         self._baseline_values = None
@@ -290,12 +267,25 @@ class ArtifactReward:
         return self._baseline_values
 
     def _classifier(self):
+        from .backends import is_served_model
+
         if self.classifier is None:
             raise ValueError("This ArtifactReward has no classifier; pass classifier=<path, pipeline or callable>")
         if not isinstance(self.classifier, (str, os.PathLike)):
             return self.classifier
         if self._pipeline is None:
             with self._lock:
+                if self._pipeline is None and is_served_model(self.classifier):
+                    from .backends import open_classifier
+
+                    settings = dict(self.classifier_kwargs)
+                    other = sorted(set(settings) - {"max_new_tokens", "instruction"})
+                    if other:
+                        raise ValueError(f"classifier_kwargs {other} do not apply to the served classifier "
+                                         f"{self.classifier}; it takes max_new_tokens and instruction")
+                    self._pipeline = open_classifier(self.classifier, served_model=self.served_model,
+                                                     batch_size=self.batch_size, concurrency=self.concurrency,
+                                                     **settings)
                 if self._pipeline is None:
                     from .pipeline import load_pipeline
 
@@ -319,13 +309,18 @@ class ArtifactReward:
         """Run the classifier on PIL images (batched), returning one output dict per image."""
         from transformers import Pipeline
 
+        from .backends import ClassifierBackend
+
         classifier = self._classifier()
         kwargs = dict(self.classifier_kwargs)
         if self.mode == "likelihood":
             kwargs.setdefault("return_scores", True)
         if isinstance(classifier, Pipeline):
             kwargs.setdefault("batch_size", self.batch_size)
-        outputs = classifier(list(images), **kwargs)
+        if isinstance(classifier, ClassifierBackend):  # settled when it was opened
+            outputs = classifier.classify(list(images))
+        else:
+            outputs = classifier(list(images), **kwargs)
         if isinstance(outputs, dict):
             outputs = [outputs]
         outputs = list(outputs)

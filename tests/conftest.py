@@ -113,6 +113,77 @@ def release_annotations():
     return folder
 
 
+STUDY_PROMPTS = 6  # prompts x 2 images = 12 items
+
+
+def _toy_picture(size: int, shade: int, prompt: int, index: int):
+    """A small drawn 'animal' on a sky gradient; ``shade`` < 128 (model A) adds a stray second head."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(picture)
+    for y in range(size):
+        draw.line([(0, y), (size, y)], fill=(120 + 100 * y // size, 170 + 60 * y // size, 230))
+    body = ((40 * prompt) % 200 + 40, shade // 2 + 40, 90 + 30 * index)
+    u = size / 10
+    draw.ellipse([2 * u, 5 * u, 7 * u, 8 * u], fill=body)
+    draw.ellipse([6 * u, 3 * u, 8.5 * u, 5.5 * u], fill=body)
+    draw.rectangle([0, 8.5 * u, size, size], fill=(90, 150, 70))
+    if shade < 128:
+        draw.ellipse([1 * u, 2.5 * u, 3 * u, 4.5 * u], fill=body)
+    return picture
+
+
+def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed: int = 0):
+    """An ``eval-generator`` output folder (the contract with the user study) written by eval-generator's
+    own writer (``generator_eval.folder.write_eval_folder``) from drawn pictures and made-up classifier
+    records instead of a diffusion model and a classifier: 6 prompts x 2 images."""
+    import json
+    from pathlib import Path
+
+    from PIL import PngImagePlugin
+
+    from synartifact_hf.generator_eval.folder import write_eval_folder
+    from synartifact_hf.generator_eval.run import IMAGE_DIR, RECORDS, EvalConfig, items_of
+
+    folder = Path(folder)
+    prompts = [f"a photo of animal number {p}" for p in range(STUDY_PROMPTS)]
+    config = EvalConfig(pipeline=pipeline, prompts=prompts, prompts_source="test", classifier="tiny-llava",
+                        output=str(folder), lora=lora, images_per_prompt=2, seed=seed, resamples=50, progress=False)
+    work = folder.with_name(folder.name + ".work")
+    (work / IMAGE_DIR).mkdir(parents=True)
+    items = items_of(prompts, 2, seed)
+    with open(work / RECORDS, "w") as records:
+        for item in items:
+            info = PngImagePlugin.PngInfo()
+            info.add_text("parameters", f"made by {pipeline} {lora}")  # the study must not pass this on
+            _toy_picture(size, shade, item.prompt_index, item.image_index).save(
+                work / IMAGE_DIR / f"{item.item_id}.png", "PNG", pnginfo=info)
+            records.write(json.dumps({
+                "item_id": item.item_id, "prompt": item.prompt, "prompt_index": item.prompt_index,
+                "image_index": item.image_index, "seed": item.seed, "answer": "No artifacts", "labels": [],
+                "has_artifacts": False, "other_artifacts": None, "parse_issues": [], "reward": 0.5,
+                "nsfw_flagged": False}) + "\n")
+    settings = {"pipeline": pipeline, "lora": lora, "steps": 2, "guidance": 5.0, "seed": seed, "images_per_prompt": 2,
+                "prompts_source": "test", "classifier": "tiny-llava", "instruction_sha256": "0" * 64}
+    return write_eval_folder(config, settings, work, items)
+
+
+@pytest.fixture(scope="session")
+def generation_folder():
+    """:func:`write_generation_folder`, for tests that need a folder of their own."""
+    return write_generation_folder
+
+
+@pytest.fixture(scope="session")
+def study_folders(tmp_path_factory):
+    """``(DIR_A, DIR_B)``: two generator-evaluation folders over the same 12 items (A: 256 px images;
+    B: 320 px, a LoRA on top; each image carries a PNG text chunk naming its model)."""
+    root = tmp_path_factory.mktemp("generations")
+    return (write_generation_folder(root / "before", "tiny-sd", 256, 90),
+            write_generation_folder(root / "after", "tiny-sd", 320, 200, lora="runs/ddpo/lora"))
+
+
 BROWSER_HINT = ("browser tests need Debian's Chromium and its driver (`apt-get install chromium chromium-driver`) "
                 "and selenium (`pip install -e '.[dev]'`)")
 

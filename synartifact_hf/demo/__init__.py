@@ -185,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
         entries.append(Entry("figure", "ddpo/reward_curve.png",
                              f"mean reward ({reward_mode}) per DDPO epoch, +-1 std"))
         folders.append(("ddpo", "the DDPO LoRA (`lora/`), per-epoch numbers (`history.json`), the tiny SD pipeline"))
+        from .generator_comparison import add_to_demo
+
+        add_to_demo(ddpo, out, classifier, args, entries, folders)
     else:
         clock.skip("DDPO with the classifier's reward", "a given --model is only evaluated; add --ddpo to run it")
 
