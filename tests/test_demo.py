@@ -90,3 +90,21 @@ def test_given_model_is_only_evaluated(demo_run, tmp_path, capsys):
     assert [row["name"] for row in rows] == [f"`{model}`"]
     assert not (tmp_path / "finetuned-classifier").exists() and not (tmp_path / "ddpo").exists()
     assert "](evaluation/before/report.md)" in (tmp_path / "README.md").read_text()
+
+
+def test_reference_answers_are_read_without_decoding_images(tmp_path, monkeypatch):
+    import datasets
+    from datasets.features import Image as ImageFeature
+
+    from synartifact_hf.data import build_sample_dataset
+    from synartifact_hf.demo import reference_answers
+
+    folder = build_sample_dataset(tmp_path / "synartifact-1k", configs=["classification"], progress=False)
+    test = datasets.load_dataset(str(folder), "classification", split="test")
+    expected = [row["completion"][0]["content"][0]["text"] for row in test]
+    decoded = []
+    decode = ImageFeature.decode_example
+    monkeypatch.setattr(ImageFeature, "decode_example",
+                        lambda self, value, token_per_repo_id=None: decoded.append(value) or decode(self, value))
+    assert reference_answers(test) == expected and all(text.strip() for text in expected)
+    assert decoded == []
