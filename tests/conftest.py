@@ -63,8 +63,8 @@ def tiny_sdxl_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def release_annotations():
-    """``../shared/synartifact-annotations`` (1,072 of the release's 1,310 annotation JSONs, exact copies,
-    in the release's paths, plus the full split lists); the test is skipped where it is absent. Test data
+    """``../shared/synartifact-annotations`` (all 1,310 of the release's annotation JSONs, exact copies,
+    in the release's paths, plus the split lists); the test is skipped where it is absent. Test data
     only: the release states no license, so these files are never shipped."""
     from pathlib import Path
 

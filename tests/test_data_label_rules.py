@@ -1,8 +1,9 @@
 """The two label rules (``boxes+caption``, ``boxes``), and the builder over the release's real annotations.
 
-The real-data test reads ``../shared/synartifact-annotations`` (1,072 of the release's 1,310 JSONs,
-exact copies; skipped when absent). Expected counts are computed here from the raw JSON with plain
-``json``, and checked against the numbers stated in that folder's README and the issue.
+The real-data test reads ``../shared/synartifact-annotations`` (all 1,310 of the release's JSONs, exact
+copies; skipped when absent). Expected counts are computed here from the raw JSON with plain ``json``, and
+checked against the numbers stated in that folder's README and in the paper (768 with artifacts / 542
+without, which the default rule ``boxes+caption`` reproduces exactly).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _placeholder(width: int, height: int, fmt: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def real_release(tmp_path_factory, release_annotations):
-    """A copy of the release layout: the 1,072 real JSONs, split lists reduced to them (same order), and
+    """A copy of the release layout: the 1,310 real JSONs, split lists reduced to them (same order), and
     for each a placeholder image in the listed format, as small as the builder's checks allow: the
     builder validates that every box lies inside the image, so the image is just large enough to hold
     its boxes (8x8 when it has none)."""
@@ -116,32 +117,34 @@ def real_release(tmp_path_factory, release_annotations):
 def test_real_annotations_build_and_both_rules_count_as_stated(real_release, tmp_path):
     root, expected = real_release
     rows = [item for split in expected.values() for item in split]
-    assert (len(expected["train"]), len(expected["test"])) == (851, 221)
+    assert (len(expected["train"]), len(expected["test"])) == (1045, 265)
     with_box = sum(has_box for _, has_box, _ in rows)
     caption_only = sum(not has_box and other for _, has_box, other in rows)
-    # The issue's (and the annotations README's) numbers, recounted from the raw JSON.
-    assert (len(rows), with_box, caption_only) == (1072, 626, 33)
-    assert round(100 * with_box / len(rows), 1) == 58.4
-    assert round(100 * (with_box + caption_only) / len(rows), 1) == 61.5
-    assert round(100 * 768 / 1310, 1) == 58.6
+    # The annotations README's numbers, recounted from the raw JSON: the default rule (a box or an
+    # other-artifacts caption) gives exactly the paper's 768 / 542; boxes alone give 728.
+    assert (len(rows), with_box, caption_only) == (1310, 728, 40)
+    assert (with_box + caption_only, len(rows) - with_box - caption_only) == (768, 542)
+    assert round(100 * with_box / len(rows), 1) == 55.6
+    assert round(100 * (with_box + caption_only) / len(rows), 1) == 58.6
 
     counts = {}
     for rule, configs in (("boxes", ["default", "classification", "detection"]), ("boxes+caption", ["default"])):
         out = tmp_path / f"synartifact-1k-{rule.replace('+', '-')}"
         report = build_dataset(root, out, configs=configs, label_rule=rule, progress=False)  # strict: all valid
-        assert report.skipped == [] and report.rows["default"] == {"train": 851, "test": 221}
+        assert report.skipped == [] and report.rows["default"] == {"train": 1045, "test": 265}
         ds = datasets.load_dataset(str(out))
         counts[rule] = sum(ds[s]["has_artifacts"].count(True) for s in ds)
         card = (out / "README.md").read_text()
         assert f"follows the label rule\n**`{rule}`**" in card
-        assert "| `boxes`: at least one box" in card and "| 626 | 446 | 58.4 % |" in card
-        assert "| 659 | 413 | 61.5 % |" in card
+        here = {r: " **(`labels` here)**" if r == rule else "" for r in ("boxes", "boxes+caption")}
+        assert f"| `boxes`: at least one box{here['boxes']} | 728 | 582 | 55.6 % |" in card
+        assert f"| `boxes+caption`: a box or an other-artifacts caption{here['boxes+caption']} | 768 | 542 | 58.6 % |" in card
         assert "| the paper, all 1,310 release images | 768 | 542 | 58.6 % |" in card
         per_split = [sum(has_box for _, has_box, _ in expected[s]) for s in ("train", "test")]
-        assert f"| with at least one box | {per_split[0]} | {per_split[1]} | 626 |" in card_statistics(out)
-    assert counts == {"boxes": 626, "boxes+caption": 659}
+        assert f"| with at least one box | {per_split[0]} | {per_split[1]} | 728 |" in card_statistics(out)
+    assert counts == {"boxes": 728, "boxes+caption": 768}
 
-    # Under the paper's rule every reference answer parses back to the row's labels.
+    # Under the `boxes` rule every reference answer parses back to the row's labels.
     out = tmp_path / "synartifact-1k-boxes"
     for config in ("classification", "detection"):
         for part in datasets.load_dataset(str(out), config).values():

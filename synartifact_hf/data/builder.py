@@ -10,8 +10,8 @@
   image padded to a square, i.e. of the 336x336 LLaVA input, other-artifacts caption).
 
 Label rule (``label_rule``, see :mod:`~synartifact_hf.data.label_rules`): ``"boxes+caption"`` (default)
-= the classes of the boxes, plus "Other artifacts" when the other-artifacts caption is not "None";
-``"boxes"`` = the classes of the boxes only (the paper's 768 / 542 split of images). When nothing
+= the classes of the boxes, plus "Other artifacts" when the other-artifacts caption is not "None" (the
+paper's 768 / 542 split of images); ``"boxes"`` = the classes of the boxes only. When nothing
 applies, ``["No artifacts"]``. The T2I-misalignment caption never makes a label. ``labels``,
 ``has_artifacts`` and the reference answers all follow the rule.
 
@@ -186,7 +186,7 @@ class SynArtifact1KConfig(datasets.BuilderConfig):
         skip_invalid: leave out images with problems instead of failing (they are logged).
         verify_images: decode every image once while validating, to catch truncated files.
         max_image_pixels: refuse larger images (decompression bombs).
-        label_rule: ``"boxes+caption"`` (default) or ``"boxes"`` (the paper's counts); see
+        label_rule: ``"boxes+caption"`` (default, the paper's counts) or ``"boxes"``; see
             :mod:`~synartifact_hf.data.label_rules`.
     """
 

@@ -140,8 +140,8 @@ def _yaml_block(value) -> str:
 
 _LABEL_RULE_TEXT = {
     "boxes+caption": 'the classes of the image\'s boxes, plus "Other artifacts" when the other-artifacts '
-    "caption is not \"None\"",
-    "boxes": "the classes of the image's boxes only (the paper's counting; the other-artifacts caption stays in "
+    "caption is not \"None\" (the paper's counting)",
+    "boxes": "the classes of the image's boxes only (the other-artifacts caption stays in "
     "`other_artifacts_caption` but makes no label and is not in the reference answers)",
 }
 
