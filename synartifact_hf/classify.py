@@ -23,13 +23,9 @@ Example (a tiny random model: plumbing only, its labels are noise)::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,99 +45,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Inputs
-
-
-def _is_dataset_folder(folder: Path) -> bool:
-    return any(folder.glob("*.parquet")) or any(folder.glob("*/*.parquet"))
-
-
-def _image_files(folder: Path) -> list[Path]:
-    root = folder.resolve()
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if not path.resolve().is_relative_to(root):
-                print(f"skipping {path}: links outside {root}", file=sys.stderr)
-                continue
-            found.append(path)
-    return found
-
-
-def _dataset_items(folder: Path, config: str | None, splits: list[str] | None) -> Iterator[tuple[str, object]]:
-    import datasets
-
-    loaded = datasets.load_dataset(str(folder), name=config)
-    chosen = splits or list(loaded)
-    missing = [s for s in chosen if s not in loaded]
-    if missing:
-        raise SystemExit(f"{folder}: no split(s) {missing}; available: {list(loaded)}")
-    config_name = config or loaded[chosen[0]].config_name or "default"
-    for split in chosen:
-        dataset = loaded[split]
-        if "image" not in dataset.column_names:
-            raise SystemExit(f"{folder} ({config_name}/{split}) has no 'image' column; columns: {dataset.column_names}")
-        # Undecoded ({"bytes", "path"}): a broken image becomes that row's error record, not a crash.
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-        ids = dataset["image_id"] if "image_id" in dataset.column_names else range(len(dataset))
-        for index, image_id in enumerate(ids):
-            yield f"{folder.resolve()}::{config_name}/{split}/{image_id}", (dataset, index)
-
-
-def collect_items(paths: list[str], config: str | None = None, splits: list[str] | None = None):
-    """``[(key, source)]`` for every image under ``paths``, in a stable order."""
-    items: list[tuple[str, object]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            if _is_dataset_folder(path):
-                items.extend(_dataset_items(path, config, splits))
-            else:
-                items.extend((str(p.resolve()), p) for p in _image_files(path))
-        elif path.is_file():
-            items.append((str(path.resolve()), path))
-        else:
-            raise SystemExit(f"{raw}: no such file or folder")
-    return list(dict(items).items())  # the same image named twice is classified once
-
-
-def _read_source(source, max_pixels: int):
-    from .pipeline import load_image
-
-    if isinstance(source, tuple):
-        dataset, index = source
-        source = dataset[index]["image"]
-    return load_image(source, max_pixels=max_pixels)
-
-
-# ----------------------------------------------------------------------------------------------
 # Output
 
 
-def read_done(output: Path) -> list[dict]:
-    """Records already in ``output``; a half-written last line (crash mid-write) is removed from the file."""
+def iter_done(output: Path) -> Iterator[dict]:
+    """The records already in ``output``, one at a time; a half-written last line (crash mid-write) is
+    removed from the file first."""
     from .scaleout import cut_torn_tail, iter_records
 
     if not output.exists():
-        return []
+        return
     cut_torn_tail(output)
-    return [record for _, _, record in iter_records(output, "image")]
+    for _, _, record in iter_records(output, "image"):
+        yield record
 
 
-def summarize(records: list[dict]) -> dict:
-    labels = Counter(label for r in records if "error" not in r for label in r.get("labels", []))
-    return {
-        "images": len(records),
-        "errors": sum("error" in r for r in records),
-        "with_artifacts": sum(r.get("has_artifacts") is True for r in records),
-        "without_artifacts": sum(r.get("has_artifacts") is False for r in records),
-        "unparsed": sum("error" not in r and r.get("has_artifacts") is None for r in records),
-        "labels": dict(labels.most_common()),
-    }
+def read_done(output: Path) -> list[dict]:
+    """:func:`iter_done` as a list (holds every record: for small files and tests)."""
+    return list(iter_done(output))
+
+
+def summarize(records: Iterable[dict]) -> dict:
+    """Counts over ``records`` in one pass, holding one record at a time (the output may be millions
+    of lines: the summary must not undo the streamed merge)."""
+    summary = {"images": 0, "errors": 0, "with_artifacts": 0, "without_artifacts": 0, "unparsed": 0}
+    labels: Counter = Counter()
+    for record in records:
+        summary["images"] += 1
+        if "error" in record:
+            summary["errors"] += 1
+            continue
+        has = record.get("has_artifacts")
+        summary["with_artifacts" if has is True else "without_artifacts" if has is False else "unparsed"] += 1
+        labels.update(record.get("labels", []))
+    summary["labels"] = dict(labels.most_common())
+    return summary
 
 
 def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
@@ -159,7 +97,9 @@ def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .pipeline import MAX_IMAGE_PIXELS, load_pipeline
+    from .image_sources import collect_items, read_source
+    from .images import MAX_IMAGE_PIXELS
+    from .pipeline import load_pipeline
     from .scaleout import ShardedJsonLines, process_device, process_state, share
 
     if args.batch_size < 1:
@@ -167,10 +107,13 @@ def run(args: argparse.Namespace) -> int:
     state = process_state()
     output = Path(args.output)
     instruction = Path(args.instruction_file).read_text(encoding="utf-8").strip() if args.instruction_file else None
-    with state.main_process_first():  # datasets inputs: one process fills the cache, the others read it
-        items = collect_items(args.paths, args.config, args.split)
     results = ShardedJsonLines(output, state, key="image")
-    done_keys = results.prepare()
+    try:
+        with state.main_process_first():  # datasets inputs: one process fills the cache, the others read it
+            items = collect_items(args.paths, args.config, args.split)
+        done_keys = results.prepare()
+    except (FileNotFoundError, ValueError) as err:  # a missing path, a bad dataset folder or results file
+        raise SystemExit(str(err)) from None
     todo = [(key, source) for key, source in items if key not in done_keys]
     mine = share(len(todo), state.process_index, state.num_processes)
     mine = todo[mine.start: mine.stop]
@@ -190,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 batch, images = [], []
                 for key, source in mine[start: start + args.batch_size]:
                     try:
-                        images.append(_read_source(source, MAX_IMAGE_PIXELS))
+                        images.append(read_source(source, MAX_IMAGE_PIXELS))
                         batch.append(key)
                     except Exception as err:  # one unreadable image must not stop the run
                         results.write(out, {"image": key, "error": f"{type(err).__name__}: {err}"})
@@ -207,5 +150,5 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         bar.update(bar.total - bar.n)
         bar.close()
-        _print_summary(summarize(read_done(output)), output, len(todo), len(items) - len(todo))
+        _print_summary(summarize(iter_done(output)), output, len(todo), len(items) - len(todo))
     return 0

@@ -43,11 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args):
     import datasets
 
-    from .classify import _is_dataset_folder
-    from .curation import load_images
+    from .image_sources import is_dataset_folder, load_images
 
     path = Path(args.path)
-    if path.is_dir() and not _is_dataset_folder(path):
+    if path.is_dir() and not is_dataset_folder(path):
         return load_images(path), str(path)
     if not path.exists() and ("/" not in args.path or args.path.startswith((".", "/"))):
         raise SystemExit(f"{args.path}: no such file or folder")

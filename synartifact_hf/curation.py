@@ -33,8 +33,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
+
+from .hub_folder import DEFAULT_MAX_SHARD_SIZE
+
+# Re-exported: load_images (an image folder -> Dataset) was public here before it moved to image_sources.
+from .image_sources import load_images
 
 __all__ = [
     "KEEP_CHOICES",
@@ -48,7 +52,6 @@ __all__ = [
 
 KEEP_CHOICES = ("all", "clean", "flagged")
 DEFAULT_ROWS_PER_CACHE_FILE = 1024
-DEFAULT_MAX_SHARD_SIZE = 500 * 2**20
 _COLUMNS = ("answer", "labels", "has_artifacts", "other_artifacts", "parse_issues", "error")
 
 
@@ -71,23 +74,6 @@ def label_columns(return_scores: bool = False, prefix: str = ""):
     return Features({prefix + name: feature for name, feature in features.items()})
 
 
-def load_images(folder: str | os.PathLike):
-    """A ``Dataset`` of the image files under ``folder`` (recursive, as ``classify`` finds them):
-    ``image`` and ``file_name`` (relative to ``folder``), in a stable order."""
-    from datasets import Dataset, Image
-
-    from .classify import _image_files
-
-    root = Path(folder).resolve()
-    paths = _image_files(root)
-    if not paths:
-        raise ValueError(f"{folder}: no image files found")
-    return Dataset.from_dict({
-        "image": [str(p) for p in paths],
-        "file_name": [p.relative_to(root).as_posix() for p in paths],
-    }).cast_column("image", Image())
-
-
 def _classifier_identity(classifier) -> str:
     """What the cache key knows of the classifier: its name and, for a local folder, its weight files'
     sizes and times (a checkpoint retrained into the same folder must not be served stale labels)."""
@@ -100,7 +86,7 @@ def _classifier_identity(classifier) -> str:
 
 
 def _labeller(classifier, params: dict, return_scores: bool, prefix: str):
-    from .pipeline import MAX_IMAGE_PIXELS, load_image
+    from .images import MAX_IMAGE_PIXELS, load_image
 
     def label(images: list) -> dict:
         rows = {prefix + name: [] for name in _COLUMNS}
@@ -165,7 +151,7 @@ def label_dataset(
     """
     import datasets
 
-    from .data.export import _progress_bars
+    from .hub_folder import package_version, progress_bars
     from .scaleout import process_state, share
 
     if isinstance(dataset, (str, os.PathLike)):
@@ -208,7 +194,7 @@ def label_dataset(
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = json.dumps([dataset._fingerprint, image_column, _classifier_identity(classifier), params,
-                      column_prefix, _package_version()], sort_keys=True, default=str)
+                      column_prefix, package_version()], sort_keys=True, default=str)
     bounds = [(start, min(start + rows_per_cache_file, len(dataset))) for start in range(0, len(dataset), rows_per_cache_file)]
 
     def chunk(start: int, stop: int):
@@ -226,7 +212,7 @@ def label_dataset(
     bar = tqdm(total=sum(stop - start for start, stop in mine), desc="label", unit="img",
                disable=not (progress and state.is_main_process))
     label.on_batch = bar.update
-    with _progress_bars(False):
+    with progress_bars(False):
         done = 0
         for start, stop in mine:
             chunk(start, stop)
@@ -238,15 +224,6 @@ def label_dataset(
         parts = [chunk(start, stop) for start, stop in bounds]
     labels = datasets.concatenate_datasets(parts) if parts else datasets.Dataset.from_dict({}, features=features)
     return datasets.concatenate_datasets([dataset, labels], axis=1)
-
-
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("synartifact-hf")
-    except Exception:  # a source tree that is not installed
-        return "source"
 
 
 def _flags(labelled, prefix: str):
@@ -299,47 +276,6 @@ def keep_rows(labelled, keep: str = "clean", column_prefix: str = ""):
 # The Hub-ready folder
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if not (out_dir.exists() or out_dir.is_symlink()):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} already exists; pass --overwrite to replace it")
-    if not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "README.md").is_file()):
-        raise FileExistsError(f"{out_dir} exists and does not look like a dataset folder (no README.md); "
-                              "refusing to replace it even with --overwrite")
-
-
-def _write_parquet_shards(dataset, folder: Path, split: str, max_shard_size: int, batch_rows: int = 64) -> list[str]:
-    """Parquet shards of ``dataset`` with image files embedded as bytes (the folder stands alone), a new
-    shard whenever ``max_shard_size`` bytes are written; named ``<split>-0000i-of-0000N.parquet``."""
-    import pyarrow.parquet as pq
-    from datasets.table import embed_table_storage
-
-    from .data.export import shard_file_name
-
-    schema = dataset.features.arrow_schema
-    written, writer, size = [], None, 0
-    try:
-        for table in dataset.with_format("arrow").iter(batch_size=batch_rows):
-            if writer is None or size >= max_shard_size:
-                if writer is not None:
-                    writer.close()
-                written.append(folder / f".shard-{len(written)}.parquet")
-                writer, size = pq.ParquetWriter(str(written[-1]), schema), 0
-            table = embed_table_storage(table.cast(schema))
-            writer.write_table(table)
-            size += table.nbytes
-    finally:
-        if writer is not None:
-            writer.close()
-    names = []
-    for index, path in enumerate(written):
-        name = shard_file_name(split, index, len(written))
-        path.rename(folder / name)
-        names.append(name)
-    return names
-
-
 def write_curated_folder(
     dataset,
     out_dir: str | os.PathLike,
@@ -361,8 +297,14 @@ def write_curated_folder(
     import datasets
 
     from .cards import render_card
-    from .data.export import _configs_yaml, _size_category, _yaml_block
-    from .data.staging import make_staging, swap_into_place, sweep_stale_staging
+    from .hub_folder import (
+        check_out_dir,
+        configs_yaml,
+        size_category,
+        staged_folder,
+        write_parquet_shards,
+        yaml_block,
+    )
     from .paper import CITATION
     from .prompts import classification_instruction
     from .taxonomy import NAMES
@@ -370,13 +312,10 @@ def write_curated_folder(
     out_dir = Path(out_dir)
     if len(dataset) == 0:  # datasets cannot load a split without rows
         raise ValueError(f"no row to write to {out_dir} (--keep {keep} kept none of {counts['total']})")
-    _check_out_dir(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_staging(out_dir)  # what a killed curate of ours left behind (logged)
-    staging = make_staging(out_dir)
-    (staging / "default").mkdir()
-    try:
-        names = _write_parquet_shards(dataset, staging / "default", split, max_shard_size)
+    check_out_dir(out_dir, overwrite)
+    with staged_folder(out_dir, overwrite=overwrite) as staging:
+        (staging / "default").mkdir()
+        names = write_parquet_shards(dataset, staging / "default", split, max_shard_size)
         files = [f"default/{name}" for name in names]
         splits = datasets.SplitDict()
         splits.add(datasets.SplitInfo(name=split, num_examples=len(dataset)))
@@ -386,9 +325,9 @@ def write_curated_folder(
         card = render_card(
             "curated_dataset_card.md",
             pretty_name=f"{out_dir.name} (curated with synartifact-hf)",
-            size_category=_size_category(len(dataset)),
-            configs_yaml=_configs_yaml(["default"], {"default": [split]}),
-            dataset_info_yaml=_yaml_block([info._to_yaml_dict()]),
+            size_category=size_category(len(dataset)),
+            configs_yaml=configs_yaml(["default"], {"default": [split]}),
+            dataset_info_yaml=yaml_block([info._to_yaml_dict()]),
             source=source,
             classifier=classifier_name,
             instruction=(instruction or classification_instruction()).replace("```", "'''"),
@@ -403,8 +342,4 @@ def write_curated_folder(
             split=split,
         )
         (staging / "README.md").write_text(card, encoding="utf-8")
-        swap_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sorted(["README.md", *files])

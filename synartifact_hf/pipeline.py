@@ -20,23 +20,23 @@ options, the model's likelihood of answering with that option (see :mod:`synarti
 (The tiny model has random weights, so its answers are noise; pass a fine-tuned checkpoint for real
 predictions, e.g. ``pipeline("artifact-classification", model="path/to/checkpoint")``.)
 
-This module only imports installed packages and its sibling modules (taxonomy, prompts, parsing,
-scoring) through relative imports, so ``save_pretrained`` can copy it, with those siblings, next to a
+This module only imports installed packages and its sibling modules (images, taxonomy, prompts,
+parsing, scoring) through relative imports, so ``save_pretrained`` can copy it, with those siblings, next to a
 checkpoint for ``pipeline(model=folder, trust_remote_code=True)`` without synartifact-hf installed.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
 from transformers import GenerationConfig, Pipeline
 
+# Image loading lives in .images; these names stay importable from here because users import them
+# (``from synartifact_hf.pipeline import load_image``).
+from .atomic import write_text_atomic
+from .images import MAX_IMAGE_PIXELS, ImageTooLargeError, UnreadableImageError, load_image
 from .parsing import parse_answer
 from .prompts import classification_instruction, render_prompt
 from .scoring import OptionScorer, continuation_texts, encode_continuations, scores_from_logprobs
@@ -49,6 +49,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "ArtifactClassificationPipeline",
     "ImageTooLargeError",
+    "UnreadableImageError",
     "load_image",
     "load_pipeline",
     "register_pipeline",
@@ -58,124 +59,6 @@ TASK = "artifact-classification"
 # The paper's baseline, LLaVA-1.5-7B in transformers format, pinned to a snapshot of the Hub repo
 # that has the chat template and the processor's patch_size / num_additional_image_tokens.
 DEFAULT_MODEL = ("llava-hf/llava-1.5-7b-hf", "b234b804b114d9e37bb655e11cbbb5f5e971b7a9")
-# Images with more pixels are refused before their pixels are decoded (decompression bombs); 50 MP is
-# ~7000x7000, far above what any VLM processor keeps (LLaVA-1.5 resizes to 336x336).
-MAX_IMAGE_PIXELS = 50_000_000
-MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
-
-
-class ImageTooLargeError(ValueError):
-    """An image whose header declares more pixels than the pipeline's ``max_image_pixels``."""
-
-
-def _describe(source) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    return type(source).__name__
-
-
-def _check_size(width: int, height: int, source, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"Image {_describe(source)} is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (decompression-bomb guard). Resize it, or pass max_image_pixels=N to the pipeline "
-            "call if you trust the file."
-        )
-
-
-def _open(fp, source, max_pixels: int) -> Image.Image:
-    try:
-        image = Image.open(fp)
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(
-            f"Image {_describe(source)} refused as a decompression bomb by PIL ({err}); PIL's own cap, "
-            "PIL.Image.MAX_IMAGE_PIXELS, applies on top of the pipeline's max_image_pixels"
-        ) from err
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"Cannot read {_describe(source)} as an image: {err}") from err
-    # The header gives the size; nothing has been decoded yet.
-    _check_size(*image.size, source, max_pixels)
-    try:
-        image.load()
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"Cannot decode image {_describe(source)}: {err}") from err
-    return image
-
-
-def _from_array(array: np.ndarray) -> Image.Image:
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)  # channels-first
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise ValueError(f"Expected an image array of shape (H, W), (H, W, 3|4) or (3|4, H, W), got {array.shape}")
-    if np.issubdtype(array.dtype, np.floating):
-        scale = 255.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 1.0
-        array = np.clip(np.nan_to_num(array) * scale, 0, 255).astype(np.uint8)
-    elif array.dtype == np.uint16:
-        array = (array >> 8).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        array = np.clip(array, 0, 255).astype(np.uint8)
-    return Image.fromarray(array)
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB for any PIL mode: 16/32-bit and float greyscale are rescaled to 8 bits (a plain convert would
-    clip them to white), transparency is composited on white, CMYK/L/P/... are converted."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        array = np.asarray(image).astype(np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max(initial=0.0)), 1.0)
-        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), mode="L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB") if image.mode != "RGB" else image
-
-
-def load_image(source, timeout: float | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """An RGB ``PIL.Image`` from a PIL image, a local path, an http(s) URL, a numpy array or a
-    ``datasets`` image dict (``{"bytes": ..., "path": ...}``), upright per its EXIF orientation.
-
-    Raises ``ImageTooLargeError`` above ``max_pixels`` (checked from the header, before decoding),
-    ``FileNotFoundError`` for a missing path and ``ValueError`` for anything unreadable.
-    """
-    if isinstance(source, Image.Image):
-        _check_size(*source.size, source, max_pixels)
-        image = source
-    elif isinstance(source, np.ndarray):
-        if source.ndim >= 2:
-            h, w = (source.shape[1:3] if source.ndim == 3 and source.shape[0] in (1, 3, 4)
-                    and source.shape[-1] not in (1, 3, 4) else source.shape[:2])
-            _check_size(int(w), int(h), source, max_pixels)
-        image = _from_array(source)
-    elif isinstance(source, dict) and ("bytes" in source or "path" in source):
-        if source.get("bytes") is not None:
-            image = _open(io.BytesIO(source["bytes"]), source.get("path") or "image bytes", max_pixels)
-        else:
-            return load_image(source["path"], timeout=timeout, max_pixels=max_pixels)
-    elif isinstance(source, (str, os.PathLike)):
-        text = str(source)
-        if text.startswith(("http://", "https://")):
-            with urllib.request.urlopen(text, timeout=timeout or 30) as response:  # noqa: S310 (http(s) only)
-                data = response.read(MAX_DOWNLOAD_BYTES + 1)
-            if len(data) > MAX_DOWNLOAD_BYTES:
-                raise ImageTooLargeError(f"Image {text} is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
-            image = _open(io.BytesIO(data), text, max_pixels)
-        else:
-            path = Path(text)
-            if not path.is_file():
-                raise FileNotFoundError(f"Image file not found: {path}")
-            image = _open(path, path, max_pixels)
-    else:
-        raise TypeError(
-            f"Unsupported image input {type(source).__name__}; pass a PIL image, a path, an http(s) URL, a numpy "
-            "array or a datasets image"
-        )
-    image = ImageOps.exif_transpose(image) or image
-    return _to_rgb(image)
 
 
 def _generation_keys() -> set[str]:
@@ -409,9 +292,7 @@ def add_pipeline_code(checkpoint_dir: str | os.PathLike) -> Path:
         shutil.copy(source, folder / Path(source).name)
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config["custom_pipelines"] = {TASK: info}
-    tmp = config_file.with_name(".config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(config_file)
+    write_text_atomic(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder
 
 

@@ -15,8 +15,9 @@ Interface (the DDPO reward contract of TRL's ``DDPOTrainer`` and ddpo-pytorch)::
     reward = ArtifactReward("path/to/classifier")      # or a pipeline object, or any callable
     rewards, info = reward(images, prompts, metadata)  # rewards: float32 tensor (B,), on CPU
 
-* ``images``: float tensor (B, 3, H, W) in [0, 1] on any device, uint8 array/tensor (B, H, W, 3), or a
-  list of PIL images. ``prompts`` (length B or None) and ``metadata`` are accepted and not used: the
+* ``images``: float tensor (B, 3, H, W) in [0, 1] on any device, float array in [0, 1] or uint8 array /
+  tensor (B, H, W, 3), or a list of PIL images: :func:`synartifact_hf.images.to_pil_images`, the same
+  rules as the classifier pipeline. ``prompts`` (length B or None) and ``metadata`` are accepted and not used: the
   classifier only sees the image.
 * ``info`` (JSON-able, for logging): ``mode``, ``answers`` (raw text), ``labels`` (parsed),
   ``has_artifacts``, ``parse_issues``, ``no_artifacts_term`` (per image), ``artifact_terms`` (13 per
@@ -85,6 +86,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+# Re-exported: reward code written for DDPO imports to_pil_images from here. One converter, one float
+# rule (floats in [0, 1]) for the reward and the classifier pipeline.
+from .images import to_pil_images
 from .taxonomy import ARTIFACT_CLASSES, CLASSES, NO_ARTIFACTS, NO_ARTIFACTS_ID
 
 __all__ = ["ArtifactReward", "PHRASES", "to_pil_images"]
@@ -95,50 +99,6 @@ PHRASES: tuple[str, ...] = tuple(c.phrase for c in CLASSES)
 _NUM_ARTIFACTS = len(ARTIFACT_CLASSES)
 _COMPONENTS = {"f1": "f1", "f": "f1", "precision": "precision", "p": "precision", "recall": "recall", "r": "recall"}
 _COMPONENT_INDEX = {"precision": 0, "recall": 1, "f1": 2}
-
-
-def to_pil_images(images) -> list:
-    """PIL RGB images from a float tensor (B, 3, H, W) in [0, 1] (any device), a uint8 array or tensor
-    (B, H, W, 3), or a list of PIL images. Anything else raises a ``TypeError``/``ValueError`` that says
-    what was expected."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(images, (list, tuple)):
-        bad = [i for i, im in enumerate(images) if not isinstance(im, Image.Image)]
-        if bad:
-            raise TypeError(f"images[{bad[0]}] is {type(images[bad[0]]).__name__}; a list of images must hold PIL images")
-        return [im.convert("RGB") if im.mode != "RGB" else im for im in images]
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of transformers here
-        torch = None
-    if torch is not None and isinstance(images, torch.Tensor):
-        if images.dtype == torch.uint8:
-            images = images.detach().cpu().numpy()
-        elif images.is_floating_point():
-            if images.ndim != 4 or images.shape[1] != 3:
-                raise ValueError(f"A float image tensor must be (B, 3, H, W), got shape {tuple(images.shape)}")
-            lo, hi = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
-            if not (lo >= -1e-3 and hi <= 1 + 1e-3):  # also rejects NaN
-                raise ValueError(
-                    f"A float image tensor must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-                    "(diffusers pipelines give [0, 1] with output_type='pt'; map [-1, 1] with x / 2 + 0.5)"
-                )
-            array = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-            images = array.permute(0, 2, 3, 1).cpu().numpy()
-        else:
-            raise TypeError(f"Image tensors must be float in [0, 1] or uint8, got {images.dtype}")
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise TypeError(f"Image arrays must be uint8 (B, H, W, 3), got {images.dtype}")
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"A uint8 image array must be (B, H, W, 3), got shape {images.shape}")
-        return [Image.fromarray(a) for a in images]
-    raise TypeError(
-        f"Unsupported images {type(images).__name__}: pass a float tensor (B, 3, H, W) in [0, 1], a uint8 "
-        "array (B, H, W, 3) or a list of PIL images"
-    )
 
 
 class ArtifactReward:

@@ -15,7 +15,8 @@ chunks); the pipeline itself knows nothing about processes. The rules:
   process computes it from the same inputs, so nothing is exchanged.
 - **Part files** (:class:`ShardedJsonLines`): each process appends its records to
   ``<output>.part-<rank>`` and flushes each line. When all are done, the main process merges
-  ``<output>`` and every part into ``<output>`` (one line per key, in input order; temp file + rename),
+  ``<output>`` and every part into ``<output>`` (one line per key, in input order; written through
+  :func:`synartifact_hf.atomic.atomic_path`),
   then removes the parts. A rerun, with any number of processes, counts every record in ``<output>``
   and in any part (also parts of ranks that no longer exist) as done; a torn last line (a process
   killed mid-write) is cut off first. Multi-node runs need ``<output>`` on a filesystem all nodes share.
@@ -30,8 +31,11 @@ import array
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .atomic import atomic_path
 
 __all__ = [
     "ShardedJsonLines",
@@ -62,7 +66,8 @@ def process_device(state, explicit: str | None = None) -> str | None:
         return explicit
     if torch.cuda.is_available():
         if explicit is not None and explicit != f"cuda:{state.local_process_index}":
-            print(f"ignoring --device {explicit} on rank {state.process_index}: each process uses cuda:<local rank>")
+            warnings.warn(f"ignoring device={explicit!r} on rank {state.process_index}: with several processes "
+                          "each one uses cuda:<local rank>", stacklevel=2)
         return f"cuda:{state.local_process_index}"
     return "cpu"
 
@@ -123,18 +128,19 @@ def cut_torn_tail(path: Path) -> None:
                 keep = start + i + 1
                 break
             end = start
-    tmp = path.with_name(path.name + ".tmp")
-    with path.open("rb") as src, tmp.open("wb") as dst:
+    with path.open("rb") as src, atomic_path(path, "wb") as dst:
         remaining = keep
         while remaining:
             data = src.read(min(remaining, 1 << 20))
             dst.write(data)
             remaining -= len(data)
-    os.replace(tmp, path)
 
 
 def iter_records(path: Path, key: str) -> Iterator[tuple[int, int, dict]]:
-    """``(offset, length, record)`` for each complete line of a JSON-lines file; names the bad line."""
+    """``(offset, length, record)`` for each complete line of a JSON-lines file.
+
+    Raises ``ValueError`` naming the file and line of a line that is not a JSON object with ``key``.
+    """
     offset = 0
     with path.open("rb") as f:
         for number, line in enumerate(f, start=1):
@@ -145,9 +151,9 @@ def iter_records(path: Path, key: str) -> Iterator[tuple[int, int, dict]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise SystemExit(f"{path}:{number} is not JSON ({err}); fix or remove that line to resume") from None
+                    raise ValueError(f"{path}:{number} is not JSON ({err}); fix or remove that line to resume") from err
                 if not isinstance(record, dict) or key not in record:
-                    raise SystemExit(f"{path}:{number} has no {key!r} key; is this a results file of this command?")
+                    raise ValueError(f"{path}:{number} has no {key!r} key; is this a results file of this command?")
                 yield offset, length, record
             offset += length
 
@@ -190,20 +196,17 @@ def merge_json_lines(output: str | os.PathLike, parts: list[Path], order: Iterab
     _, first = np.unique(line_hashes, return_index=True)
     chosen = first[np.argsort(position[first], kind="stable")]
 
-    tmp = output.with_name(f".{output.name}.merge-tmp")
     handles = [path.open("rb") for path in sources]
     try:
-        with tmp.open("wb", buffering=1 << 20) as out:
+        # fsync: the parts are deleted next, so the merged file must be on disk first.
+        with atomic_path(output, "wb", fsync=True) as out:
             for i in chosen.tolist():
                 handle = handles[files[i]]
                 handle.seek(offsets[i])
                 out.write(handle.read(lengths[i]))
-            out.flush()
-            os.fsync(out.fileno())
     finally:
         for handle in handles:
             handle.close()
-    os.replace(tmp, output)
     for path in parts:
         path.unlink(missing_ok=True)
     return len(chosen)

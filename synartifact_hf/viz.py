@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .atomic import atomic_path
 from .box_labels import BoxLabelLayout, layout_box_labels, wrap_text
 from .taxonomy import NAMES, get_class
 
@@ -67,14 +68,21 @@ def _save_figure(fig, path: str | Path) -> Path:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
         fig.tight_layout()
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")
-        tmp.replace(out)
+        with atomic_path(out, mode=None) as tmp:
+            fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _save_image(image, path: str | Path) -> Path:
+    """A PIL image written whole or not at all (format from the suffix; PNG without one)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, mode=None) as tmp:
+        image.save(tmp, format=None if out.suffix else "PNG")
     return out
 
 
@@ -238,7 +246,7 @@ def save_artifact_overlays(
         if Path(stem).name != stem or stem in (".", "..") or "\\" in stem:
             raise ValueError(f"image_id {stem!r} is not a plain file name; refusing to write outside {out_dir}")
         path = out_dir / f"{stem}.png"
-        picture.save(path)
+        _save_image(picture, path)
         written.append(path)
     return written
 
@@ -409,10 +417,7 @@ def save_box_comparison_grid(panels: Sequence, path: str | Path, *, columns: int
         for c, panel in enumerate(scaled[r * columns:(r + 1) * columns]):
             grid.paste(panel, (c * (cell + 4), y))
         y += row_heights[r] + 4
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    return out
+    return _save_image(grid, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -501,7 +506,4 @@ def save_before_after_grid(
             lines = textwrap.wrap(str(prompt), width=max(8, cell // (font_size // 2 + 1))) or [""]
             for i, line in enumerate(lines[:2]):
                 draw.text((x, 4 + i * (font_size + 4)), _fit(draw, line, font, cell), fill=(0, 0, 0), font=font)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    return out
+    return _save_image(grid, path)

@@ -14,6 +14,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny kernels gain nothing from more, and on a busy 2-core machine two
+    threads are an order of magnitude slower (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_llava_path(tmp_path_factory):
     """Folder of a tiny LLaVA-1.5-style checkpoint (random weights, seed 0): CLIP tower 32px/8px patches

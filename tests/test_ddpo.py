@@ -28,14 +28,7 @@ SD15, SD2V, SDXL = "tiny_sd_path", "tiny_sd2v_path", "tiny_sdxl_path"  # conftes
 FAMILY_IDS = {SD15: "sd15", SD2V: "sd2v", SDXL: "sdxl"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny kernels: thread start-up costs more than it saves, and a busy 2-core box makes 2 threads
-    # an order of magnitude slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny kernels, busy 2-core machine
 
 
 class GreenMinusRed:
@@ -66,7 +59,7 @@ def unet_output(pipe, x, t):
     """The pipeline's UNet on fixed prompts, with the family's conditioning (SDXL: added_cond_kwargs)."""
     family = pipeline_family(pipe)
     with torch.no_grad():
-        return family.noise_pred(pipe.unet, x, t, family.encode(["a fox", "a cat"]))
+        return family.predict(pipe.unet, x, t, family.encode(["a fox", "a cat"]))
 
 
 def make_config(tmp_path, **overrides):
@@ -172,10 +165,11 @@ def test_sampler_equals_the_diffusers_pipeline(model, guidance, request):
     assert ours["log_probs"].shape == (2, 3) and torch.isfinite(ours["log_probs"]).all()
 
 
-def test_sdxl_fp16_vae_is_upcast_for_decoding(tiny_sdxl_path):
+def test_sdxl_fp16_vae_is_upcast_once_for_decoding(tmp_path, tiny_sdxl_path):
     """SDXL's VAE config says force_upcast (it overflows in fp16): a fp16 VAE decodes in float32 as
-    StableDiffusionXLPipeline does, and is fp16 again afterwards. Scaling post_quant_conv by 1e5 makes
-    the plain fp16 decode overflow to non-finite pixels, as the real SDXL VAE does."""
+    StableDiffusionXLPipeline does, but it is cast to float32 ONCE (the first decode), not twice per batch,
+    and back to fp16 when training ends (``family.finish``). Scaling post_quant_conv by 1e5 makes the plain
+    fp16 decode overflow to non-finite pixels, as the real SDXL VAE does."""
     pipe = make_pipe(tiny_sdxl_path)
     family = pipeline_family(pipe)
     assert pipe.vae.config.force_upcast
@@ -185,11 +179,32 @@ def test_sdxl_fp16_vae_is_upcast_for_decoding(tiny_sdxl_path):
         pipe.vae.to(torch.float16)
         plain = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
         assert not torch.isfinite(plain).all()  # what decoding in fp16 would give
-        images = family.decode(latents)
-        assert pipe.vae.dtype == torch.float16
-        assert images.dtype == torch.float32 and torch.isfinite(images).all()
+        casts = []
+        original_to = pipe.vae.to
+        pipe.vae.to = lambda *a, **k: casts.append(k.get("dtype")) or original_to(*a, **k)
+        first = family.decode(latents)
+        assert pipe.vae.dtype == torch.float32 and first.dtype == torch.float32 and torch.isfinite(first).all()
+        for _ in range(3):
+            torch.testing.assert_close(family.decode(latents), first, atol=0, rtol=0)
+        assert casts == [torch.float32]  # one cast for four decoded batches
+        family.finish()
+        assert casts == [torch.float32, torch.float16] and pipe.vae.dtype == torch.float16
+        del pipe.vae.to
         pipe.vae.to(torch.float32)
-        torch.testing.assert_close(images, family.decode(latents.float()), atol=0, rtol=0)
+        torch.testing.assert_close(first, family.decode(latents.float()), atol=0, rtol=0)
+
+    # in a run: the trainer's decode keeps the VAE in float32 for the whole of train() and hands it back
+    pipe = make_pipe(tiny_sdxl_path)
+    pipe.vae.to(torch.float16)
+    seen = []
+    trainer = DDPOTrainer(make_config(tmp_path, num_epochs=1, sample_batch_size=2, train_batch_size=2,
+                                      sample_num_batches_per_epoch=1),
+                          GreenMinusRed(), PromptList(PROMPTS), pipe,
+                          image_samples_hook=lambda data, step, tracker: seen.append(pipe.vae.dtype))
+    assert pipe.vae.dtype == torch.float32  # freeze cast it to the run's dtype (float32: no mixed precision)
+    trainer.family.pipeline.vae.to(torch.float16)
+    trainer.train()
+    assert seen == [torch.float32] and pipe.vae.dtype == torch.float16
 
 
 def test_sdxl_base_shape_is_the_real_checkpoints():
@@ -221,13 +236,15 @@ def test_gradient_checkpointing_recomputes_and_gives_the_same_gradients(tmp_path
         latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0))
         condition = family.encode(["a fox", "a cat"])
         with torch.no_grad():  # a step the current policy takes, so that the importance ratio is 1
-            eps = family.noise_pred(pipe.unet, latents, timesteps, condition, trainer.negative_condition, config.sample_guidance_scale)
+            eps = family.predict(pipe.unet, latents, timesteps, trainer.training_condition(condition),
+                                 config.sample_guidance_scale)
             next_latents, log_probs = ddim_step_with_logprob(family.scheduler, eps, timesteps, latents)
         count = []
         # a resnet downstream of LoRA layers: the backward pass goes through it
         hook = pipe.unet.up_blocks[1].resnets[0].register_forward_pre_hook(lambda *args, count=count: count.append(1))
         trainer.unet.train()
-        loss, _, _ = trainer.calculate_loss(latents, timesteps, next_latents, log_probs, torch.tensor([1.0, -1.0]), condition)
+        loss, _, _ = trainer.calculate_loss(latents, timesteps, next_latents, log_probs, torch.tensor([1.0, -1.0]),
+                                            trainer.training_condition(condition))
         loss.backward()
         hook.remove()
         grads[on] = [p.grad.clone() for p in trainer.trainable_parameters]
@@ -506,11 +523,10 @@ def test_an_optimizer_step_raises_the_ddpo_objective(tmp_path, model, request):
     config = make_config(tmp_path, num_epochs=1, use_lora=False, train_learning_rate=1e-5, train_cfg=False,
                          sample_num_batches_per_epoch=1, sample_batch_size=8, train_batch_size=8, train_clip_range=10.0)
     trainer = DDPOTrainer(config, GreenMinusRed(), PromptList(PROMPTS, seed=0), make_pipe(request.getfixturevalue(model)))
-    (samples,), data = trainer._generate_samples(1, 8)
-    rewards, _ = trainer._collect_rewards(data)
-    batch = {k: v for k, v in samples.items() if k != "prompt_ids"}
-    batch["advantages"] = torch.as_tensor(normalize_rewards(rewards[0].numpy()), dtype=torch.float32)
-    condition = {k: batch[k] for k in trainer.negative_condition}
+    (batch,), sampled = trainer._generate_samples(0)
+    rewards = trainer.rewards.collect(sampled)
+    batch["advantages"] = torch.as_tensor(normalize_rewards(rewards.numpy()), dtype=torch.float32)
+    condition = trainer._training_condition(batch)
 
     def surrogate():
         with torch.no_grad():

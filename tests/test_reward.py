@@ -185,8 +185,8 @@ def test_bad_inputs_raise_clear_errors(reward):
         reward(torch.rand(3, 8, 8), None, None)
     with pytest.raises(TypeError, match=r"images\[1\] is str"):
         reward([Image.new("RGB", (4, 4)), "x.png"], None, None)
-    with pytest.raises(TypeError, match="uint8"):
-        reward(np.zeros((1, 4, 4, 3), dtype=np.float32), None, None)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):  # floats follow the pipeline's rule: [0, 1]
+        reward(np.full((1, 4, 4, 3), 255.0, dtype=np.float32), None, None)
     with pytest.raises(ValueError, match="2 images but 1 prompts"):
         reward(_images(2), ["only one"], None)
     with pytest.raises(ValueError, match="mode"):

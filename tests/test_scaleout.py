@@ -91,7 +91,7 @@ def test_merge_orders_dedupes_keeps_unknown_keys_and_drops_torn_lines(tmp_path):
     assert [(r["image"], r["src"]) for r in merged] == [("k0", "p0"), ("k1", "out"), ("k4", "p0"),
                                                        ("k5", "p1"), ("stale", "out")]
     assert not part0.exists() and not part1.exists()
-    with pytest.raises(SystemExit, match=r"part-00002:1 is not JSON"):
+    with pytest.raises(ValueError, match=r"part-00002:1 is not JSON"):
         bad = tmp_path / "out.jsonl.part-00002"
         bad.write_text("{nope\n")
         merge_json_lines(output, [bad], order)

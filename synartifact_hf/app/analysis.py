@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..atomic import write_text_atomic
-from ..pipeline import MAX_IMAGE_PIXELS, ImageTooLargeError, load_image
+from ..images import MAX_IMAGE_PIXELS, ImageTooLargeError, load_image
 from ..taxonomy import NAMES, NO_ARTIFACTS_ID
 
 __all__ = [

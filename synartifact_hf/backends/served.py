@@ -63,7 +63,7 @@ def public_url(url: str) -> str:
 def image_data_url(image, max_pixels: int | None = None) -> str:
     """A ``data:image/png;base64,...`` URL of ``image`` as the pipeline would see it (RGB, upright,
     refused above ``max_pixels``). PNG is lossless, so the server decodes the very same pixels."""
-    from ..pipeline import MAX_IMAGE_PIXELS, load_image
+    from ..images import MAX_IMAGE_PIXELS, load_image
 
     rgb = load_image(image, max_pixels=max_pixels or MAX_IMAGE_PIXELS)
     buffer = io.BytesIO()

@@ -23,17 +23,28 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cards import render_card, split_front_matter
+from ..hub_folder import (
+    CARD_FILE,
+    DEFAULT_MAX_SHARD_SIZE,
+    check_out_dir,
+    configs_yaml,
+    package_version,
+    progress_bars,
+    shard_file_name,
+    size_category,
+    staged_folder,
+    yaml_block,
+)
 from ..paper import CITATION
 from ..taxonomy import CLASSES
 from .builder import CONFIG_NAMES, HOMEPAGE, SynArtifact1K
 from .label_rules import DEFAULT_LABEL_RULE, check_label_rule
 from .release import DEFAULT_MAX_IMAGE_PIXELS, Release, ReleaseRecord, SkippedFile, scan_release
-from .staging import StaleFolder, make_staging, swap_into_place, sweep_stale_staging
+from .staging import StaleFolder
 from .statistics import DatasetStatistics, compute_statistics
 
 __all__ = [
@@ -49,9 +60,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "README.md"
 CHART_FILE = "class_distribution.png"
-DEFAULT_MAX_SHARD_SIZE = 500 * 2**20
 _STATS_START, _STATS_END = "<!-- statistics:start -->", "<!-- statistics:end -->"
 
 
@@ -93,11 +102,6 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def shard_file_name(split: str, index: int, count: int) -> str:
-    """``train-00000-of-00002.parquet``"""
-    return f"{split}-{index:05d}-of-{count:05d}.parquet"
-
-
 def default_row(record: ReleaseRecord, label_rule: str = DEFAULT_LABEL_RULE) -> dict:
     """The ``default`` row of a record without its image (what the statistics count)."""
     return {
@@ -110,32 +114,6 @@ def default_row(record: ReleaseRecord, label_rule: str = DEFAULT_LABEL_RULE) -> 
         "other_artifacts_caption": record.other_artifacts_caption,
         "t2i_misalignment_caption": record.t2i_misalignment_caption,
     }
-
-
-def _size_category(n: int) -> str:
-    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
-        if n < bound:
-            return name
-    return "100K<n<1M"
-
-
-def _configs_yaml(configs: Sequence[str], splits: dict[str, list[str]]) -> str:
-    import yaml
-
-    entries = []
-    for i, config in enumerate(configs):
-        entry = {"config_name": config}
-        if i == 0:
-            entry["default"] = True
-        entry["data_files"] = [{"split": split, "path": f"{config}/{split}-*"} for split in splits[config]]
-        entries.append(entry)
-    return yaml.safe_dump(entries, sort_keys=False, default_flow_style=False).rstrip("\n")
-
-
-def _yaml_block(value) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
 
 
 _LABEL_RULE_TEXT = {
@@ -153,36 +131,9 @@ def _class_table() -> str:
     return "\n".join(lines)
 
 
-def _check_out_dir(raw_dir: Path, out_dir: Path, overwrite: bool) -> None:
-    raw, out = raw_dir.resolve(), out_dir.resolve()
-    if out == raw or out in raw.parents or raw in out.parents:
-        raise ValueError(f"OUT_DIR {out_dir} overlaps the raw release {raw_dir}; the raw folder is never written to")
-    if out_dir.exists() or out_dir.is_symlink():
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
-        if not out_dir.is_dir():
-            raise FileExistsError(f"{out_dir} exists and is not a folder; refusing to replace it")
-        entries = list(out_dir.iterdir())
-        looks_built = (out_dir / CARD_FILE).is_file() and any((out_dir / c).is_dir() for c in CONFIG_NAMES)
-        if entries and not looks_built:
-            raise FileExistsError(
-                f"{out_dir} exists and does not look like a dataset folder built by build-dataset "
-                f"(no {CARD_FILE} with config folders); refusing to replace it even with overwrite"
-            )
-
-
-@contextmanager
-def _progress_bars(enabled: bool):
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    if not enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled and not enabled:
-            datasets.enable_progress_bars()
+def _looks_built(out_dir: Path) -> bool:
+    """A folder a previous build wrote: a card and at least one config folder."""
+    return (out_dir / CARD_FILE).is_file() and any((out_dir / c).is_dir() for c in CONFIG_NAMES)
 
 
 def _write_config(
@@ -303,12 +254,8 @@ def _render_dataset_card(
 ) -> str:
     from .. import __name__ as package_name
 
-    try:
-        from importlib.metadata import version
-
-        build_note = f"{package_name} {version('synartifact-hf')}"
-    except Exception:  # not installed as a distribution (e.g. run from a source tree)
-        build_note = package_name
+    version = package_version()
+    build_note = package_name if version == "source" else f"{package_name} {version}"
     skipped_note = (
         f"**{len(skipped)} file(s) of the release were left out** by `--skip-invalid`: "
         + "; ".join(f"`{s.path}`" for s in skipped[:50])
@@ -320,9 +267,9 @@ def _render_dataset_card(
     card = render_card(
         "dataset_card.md",
         pretty_name=pretty_name,
-        size_category=_size_category(stats.total("images")),
-        configs_yaml=_configs_yaml(configs, split_names),
-        dataset_info_yaml=_yaml_block(infos),
+        size_category=size_category(stats.total("images")),
+        configs_yaml=configs_yaml(configs, split_names),
+        dataset_info_yaml=yaml_block(infos),
         homepage=HOMEPAGE,
         build_note=build_note,
         skipped_note=skipped_note,
@@ -380,13 +327,9 @@ def build_dataset(
     """
     start = time.perf_counter()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    configs = list(dict.fromkeys(configs))
-    unknown = [c for c in configs if c not in CONFIG_NAMES]
-    if not configs or unknown:
-        raise ValueError(f"configs must be a non-empty subset of {', '.join(CONFIG_NAMES)}; got {configs}")
+    configs = _check_configs(configs)
     check_label_rule(label_rule)
-    _check_out_dir(raw_dir, out_dir, overwrite)
-    stale = sweep_stale_staging(out_dir)
+    check_out_dir(out_dir, overwrite, raw_dir=raw_dir, looks_like_ours=_looks_built)
 
     release = scan_release(
         raw_dir,
@@ -400,44 +343,18 @@ def build_dataset(
         {split: [default_row(r, label_rule) for r in recs] for split, recs in release.records.items() if recs}
     )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = make_staging(out_dir)
-    try:
-        rows: dict[str, dict[str, int]] = {}
-        files: list[str] = []
-        infos: list[dict] = []
-        with _progress_bars(progress):
-            for config in configs:
-                rows[config], config_files, info = _write_config(
-                    config,
-                    raw_dir,
-                    release,
-                    staging,
-                    num_proc=num_proc,
-                    max_shard_size=max_shard_size,
-                    label_rule=label_rule,
-                )
-                files.extend(config_files)
-                infos.append(info)
+    stale: list[StaleFolder] = []
+    with staged_folder(out_dir, overwrite=overwrite, swept=stale) as staging:
+        with progress_bars(progress):
+            rows, files, infos = _write_configs(configs, raw_dir, release, staging, num_proc=num_proc,
+                                                max_shard_size=max_shard_size, label_rule=label_rule)
         _verify_parquet(staging, files, rows)
-
-        from ..viz import plot_class_distribution
-
-        plot_class_distribution(
-            {split: dict(stats.images_per_class[split]) for split in stats.splits},
-            staging / CHART_FILE,
-            title=f"{pretty_name}: images per class (label rule {label_rule!r})",
-            images=stats.images,
-        )
+        _write_chart(staging / CHART_FILE, stats, pretty_name, label_rule)
         split_names = {config: list(rows[config]) for config in configs}
         card = _render_dataset_card(
             out_dir.name, configs, split_names, infos, stats, release.skipped, pretty_name, label_rule
         )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        swap_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
     seconds = time.perf_counter() - start
     return BuildReport(
@@ -451,6 +368,37 @@ def build_dataset(
         stale_folders=stale,
         seconds=seconds,
         images_per_second=release.num_records / seconds if seconds else 0.0,
+    )
+
+
+def _check_configs(configs: Sequence[str]) -> list[str]:
+    configs = list(dict.fromkeys(configs))
+    unknown = [c for c in configs if c not in CONFIG_NAMES]
+    if not configs or unknown:
+        raise ValueError(f"configs must be a non-empty subset of {', '.join(CONFIG_NAMES)}; got {configs}")
+    return configs
+
+
+def _write_configs(configs: list[str], raw_dir: Path, release: Release, staging: Path, **options):
+    """Every config's parquet shards: ``(rows per config and split, files, dataset_info entries)``."""
+    rows: dict[str, dict[str, int]] = {}
+    files: list[str] = []
+    infos: list[dict] = []
+    for config in configs:
+        rows[config], config_files, info = _write_config(config, raw_dir, release, staging, **options)
+        files.extend(config_files)
+        infos.append(info)
+    return rows, files, infos
+
+
+def _write_chart(path: Path, stats: DatasetStatistics, pretty_name: str, label_rule: str) -> None:
+    from ..viz import plot_class_distribution
+
+    plot_class_distribution(
+        {split: dict(stats.images_per_class[split]) for split in stats.splits},
+        path,
+        title=f"{pretty_name}: images per class (label rule {label_rule!r})",
+        images=stats.images,
     )
 
 

@@ -2,13 +2,15 @@
 ``DDPOTrainer`` after v0.23. Field names and the constructor follow TRL's.
 
 - `DDPOConfig` (``config.py``): every knob, TRL's names.
-- `DDPOTrainer` (``trainer.py``): sampling, advantages, the clipped per-timestep loss, checkpoints.
+- `DDPOTrainer` (``trainer.py``): DDIM sampling and the DDPO step loss on the shared RL core.
 - `ddim_step_with_logprob`, `sample_with_logprob` (``ddim.py``): DDIM with per-step log-probabilities.
 - `pipeline_family`, `pipeline_class` (``families.py``): what differs between SD 1.x/2.x and SDXL (prompt encoding, the
   UNet's extra conditioning, VAE decoding), behind one interface.
-- `PerPromptStatTracker` (``stat_tracking.py``): per-prompt reward normalization.
-- `ImageNetAnimalPrompts`, `PromptList` (``prompts.py``): picklable prompt functions; the paper's
-  ImageNet-animal list ships as ``imagenet_animals.txt``.
+
+Shared with Flow-GRPO (`synartifact_hf.grpo`) in `synartifact_hf.rl`, re-exported here:
+`PerPromptStatTracker` (per-prompt reward normalization, ``rl/stat_tracking.py``) and the picklable prompt
+functions `ImageNetAnimalPrompts`, `PromptList` (``rl/prompt_functions.py``; the paper's ImageNet-animal list
+ships as ``rl/imagenet_animals.txt``). ``synartifact_hf.ddpo.prompts`` and ``.stat_tracking`` stay importable.
 
 Importing this package is light; torch, diffusers and accelerate load with the trainer.
 """
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..rl.prompt_functions import ImageNetAnimalPrompts, PromptList, imagenet_animal_classes
 from .config import DDPOConfig
-from .prompts import ImageNetAnimalPrompts, PromptList, imagenet_animal_classes
 
 __all__ = [
     "DDPOConfig",
@@ -35,7 +37,7 @@ __all__ = [
 
 _LAZY = {
     "DDPOTrainer": ".trainer",
-    "PerPromptStatTracker": ".stat_tracking",
+    "PerPromptStatTracker": "..rl.stat_tracking",
     "ddim_step_with_logprob": ".ddim",
     "pipeline_class": ".families",
     "pipeline_family": ".families",

@@ -139,10 +139,13 @@ def sample_with_logprob(
     trajectory, log_probs = [latents], []
     timesteps = scheduler.timesteps
     iterator = progress_bar(timesteps) if progress_bar is not None else timesteps
+    guided = negative_condition is not None
+    if guided:  # paired once for the whole trajectory, not at every step
+        condition = family.with_negative(condition, negative_condition)
     for t in iterator:
         with autocast():
-            noise_pred = family.noise_pred(
-                unet, scheduler.scale_model_input(latents, t), t, condition, negative_condition, guidance_scale
+            noise_pred = family.predict(
+                unet, scheduler.scale_model_input(latents, t), t, condition, guidance_scale if guided else None
             )
         latents, log_prob = ddim_step_with_logprob(scheduler, noise_pred, t, latents, eta=eta, generator=generator)
         trajectory.append(latents)
