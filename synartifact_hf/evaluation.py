@@ -247,15 +247,17 @@ def _load_split(dataset, config, split, max_samples):
     return ds
 
 
-def _run_pipeline(classifier, ds, *, batch_size, max_new_tokens, instruction, progress=True):
+def _classify_rows(classifier, ds, progress=True):
+    """The classifier's records for each row's first image, in row order (a served classifier's failure
+    after its retries raises: a report is whole or not written)."""
     from tqdm.auto import tqdm
 
-    kwargs = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
-    if instruction is not None:
-        kwargs["instruction"] = instruction
-    images = (example["images"][0] for example in ds)
-    outputs = classifier(images, **kwargs)
-    return list(tqdm(outputs, total=len(ds), desc="Classifying", disable=not progress))
+    outputs = []
+    with tqdm(total=len(ds), desc="Classifying", disable=not progress) as bar:
+        for batch in ds.iter(batch_size=classifier.batch_size):
+            outputs.extend(classifier.classify([images[0] for images in batch["images"]]))
+            bar.update(len(batch["images"]))
+    return outputs
 
 
 def evaluate_checkpoint(
@@ -271,12 +273,18 @@ def evaluate_checkpoint(
     paper_row: str | None = None,
     device=None,
     progress: bool = True,
+    served_model: str | None = None,
+    concurrency: int = 16,
+    timeout: float | None = None,
+    max_retries: int | None = None,
 ) -> EvaluationReport:
     """Run the classifier on a split and score it; writes the report and figures when ``output_dir`` is set.
 
     Args:
-        model: a checkpoint (folder or Hub id) for ``pipeline("artifact-classification")``, or a
-            pipeline object.
+        model: a checkpoint (folder or Hub id) for ``pipeline("artifact-classification")``, a pipeline
+            object, or the URL of an OpenAI-compatible server ending in ``/v1`` (see
+            :mod:`synartifact_hf.backends`; ``served_model`` picks its model, ``concurrency`` the requests
+            in flight, ``timeout`` and ``max_retries`` bound each request).
         dataset: a built SynArtifact-1K folder / Hub repo, or a ``datasets.Dataset`` with ``images`` and
             ``labels`` (and ``completion`` for detection).
         config: ``classification`` or ``detection`` (detection prompts with the detection instruction and
@@ -287,8 +295,8 @@ def evaluate_checkpoint(
     device (:mod:`synartifact_hf.scaleout`); every process returns the full report, and only the main
     process writes ``output_dir``.
     """
+    from .backends import is_served_model, open_classifier
     from .parsing import parse_answer
-    from .pipeline import load_pipeline
     from .prompts import detection_instruction
     from .scaleout import gather_in_order, process_device, process_state, share
 
@@ -301,19 +309,23 @@ def evaluate_checkpoint(
         ds = _load_split(dataset, config, split, max_samples)
     if max_new_tokens is None:  # detection answers carry boxes and a caption: give them room
         max_new_tokens = DEFAULT_MAX_NEW_TOKENS[config]
-    if isinstance(model, (str, os.PathLike)):
-        classifier = load_pipeline(os.fspath(model), device=process_device(state, device))
-        model_name = os.fspath(model)
-    else:
-        classifier = model
-        model_name = getattr(classifier.model, "name_or_path", type(classifier.model).__name__)
     detection = config == "detection"
+    classifier = open_classifier(
+        model, served_model=served_model, device=process_device(state, device), batch_size=batch_size,
+        max_new_tokens=max_new_tokens, instruction=detection_instruction() if detection else None,
+        concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+    )
+    if is_served_model(model):
+        model_name = classifier.identity
+    else:
+        model_name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else classifier.name
     # Under accelerate launch / torchrun each process classifies its contiguous share; the gathered
     # answers are in row order, so everything below is the single-process computation.
     mine = share(len(ds), state.process_index, state.num_processes)
-    outputs = _run_pipeline(classifier, ds.select(mine), batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            instruction=detection_instruction() if detection else None,
-                            progress=progress and state.is_main_process)
+    try:
+        outputs = _classify_rows(classifier, ds.select(mine), progress=progress and state.is_main_process)
+    finally:
+        classifier.close()  # a served classifier's threads and connections; a pipeline stays as it is
     outputs = gather_in_order(outputs, state)
 
     columns = _columns_without_images(ds, ("labels", "image_id") + (("completion",) if detection else ()))

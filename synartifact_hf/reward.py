@@ -25,7 +25,10 @@ Interface (the DDPO reward contract of TRL's ``DDPOTrainer`` and ddpo-pytorch)::
   ``num_empty``, ``num_unparseable``, ``num_clipped``, ``alpha``, ``beta``, ``component``, and in
   likelihood mode ``scores``.
 * ``classifier``: a model path or Hub id (the pipeline is built on first call, so pickling a reward
-  stays cheap), an ``artifact-classification`` pipeline (called with ``batch_size``), or any callable
+  stays cheap), the URL of an OpenAI-compatible server ending in ``/v1`` (the served classifier of
+  :mod:`synartifact_hf.backends`, opened on first call; ``served_model=`` picks the server's model; BERTScore
+  stays local), an ``artifact-classification`` pipeline (called with ``batch_size``), a classifier from
+  :func:`~synartifact_hf.backends.open_classifier`, or any callable
   taking a list of PIL images and returning one dict per image with the pipeline's keys
   (``generated_text``, ``labels``, ``has_artifacts``, ``parse_issues``; ``scores`` for likelihood mode).
 * ``rewards_from_outputs(outputs)`` / ``rewards_from_answers(answers)`` compute the same from classifier
@@ -122,6 +125,8 @@ class ArtifactReward:
         pipeline_kwargs: arguments for building the pipeline from a path (e.g. ``{"dtype": torch.bfloat16}``).
         device: device for the pipeline built from a path and for the BERTScore model.
         scorer: a ready ``BERTScoreMatrix`` to share (overrides ``bertscore_model``/``num_layers``).
+        served_model: with a server URL as ``classifier``: the server's model (default: its only one).
+        concurrency: with a server URL: requests in flight at once.
     """
 
     def __init__(
@@ -142,9 +147,19 @@ class ArtifactReward:
         pipeline_kwargs: dict | None = None,
         device: str | None = None,
         scorer=None,
+        served_model: str | None = None,
+        concurrency: int = 16,
     ):
+        from .backends import is_served_model
+
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "likelihood" and is_served_model(classifier):
+            raise ValueError(
+                f"mode='likelihood' needs the classifier's per-option scores, which the served classifier "
+                f"({classifier}) does not give; use mode='bertscore' (paper Eq. 4: the answer text is enough, "
+                "BERTScore runs here) or load the classifier in-process"
+            )
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if component.lower() not in _COMPONENTS:
@@ -171,6 +186,8 @@ class ArtifactReward:
         self.classifier_kwargs = dict(classifier_kwargs or {})
         self.pipeline_kwargs = dict(pipeline_kwargs or {})
         self.device = device
+        self.served_model = served_model
+        self.concurrency = concurrency
         self._scorer = scorer
         self._pipeline = None  # built from a path
         self._baseline_values = None
@@ -250,12 +267,25 @@ class ArtifactReward:
         return self._baseline_values
 
     def _classifier(self):
+        from .backends import is_served_model
+
         if self.classifier is None:
             raise ValueError("This ArtifactReward has no classifier; pass classifier=<path, pipeline or callable>")
         if not isinstance(self.classifier, (str, os.PathLike)):
             return self.classifier
         if self._pipeline is None:
             with self._lock:
+                if self._pipeline is None and is_served_model(self.classifier):
+                    from .backends import open_classifier
+
+                    settings = dict(self.classifier_kwargs)
+                    other = sorted(set(settings) - {"max_new_tokens", "instruction"})
+                    if other:
+                        raise ValueError(f"classifier_kwargs {other} do not apply to the served classifier "
+                                         f"{self.classifier}; it takes max_new_tokens and instruction")
+                    self._pipeline = open_classifier(self.classifier, served_model=self.served_model,
+                                                     batch_size=self.batch_size, concurrency=self.concurrency,
+                                                     **settings)
                 if self._pipeline is None:
                     from .pipeline import load_pipeline
 
@@ -279,13 +309,18 @@ class ArtifactReward:
         """Run the classifier on PIL images (batched), returning one output dict per image."""
         from transformers import Pipeline
 
+        from .backends import ClassifierBackend
+
         classifier = self._classifier()
         kwargs = dict(self.classifier_kwargs)
         if self.mode == "likelihood":
             kwargs.setdefault("return_scores", True)
         if isinstance(classifier, Pipeline):
             kwargs.setdefault("batch_size", self.batch_size)
-        outputs = classifier(list(images), **kwargs)
+        if isinstance(classifier, ClassifierBackend):  # settled when it was opened
+            outputs = classifier.classify(list(images))
+        else:
+            outputs = classifier(list(images), **kwargs)
         if isinstance(outputs, dict):
             outputs = [outputs]
         outputs = list(outputs)

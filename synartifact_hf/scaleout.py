@@ -7,7 +7,8 @@ chunks); the pipeline itself knows nothing about processes. The rules:
 - **Who**: :func:`process_state` is accelerate's ``PartialState`` (rank, world size, local rank,
   barriers). Without CUDA it is started with ``cpu=True`` whenever the launcher started several
   processes (``WORLD_SIZE`` > 1): plain ``PartialState()`` would see one process of one in each, and
-  every process would do all the work.
+  every process would do all the work; also when CPU is asked for (``ACCELERATE_USE_CPU``, or
+  ``cpu=True`` from a training config). Training scripts use the same rule.
 - **Where**: :func:`process_device` puts process *i* of a node on ``cuda:<local rank>`` (CPU without
   CUDA); a device given explicitly wins when there is one process.
 - **Which share**: :func:`share` splits N items into contiguous, equal (±1), disjoint ranges in rank
@@ -47,14 +48,18 @@ __all__ = [
 ]
 
 
-def process_state():
-    """accelerate's ``PartialState`` for this process (multi-process CPU when there is no CUDA)."""
+def process_state(cpu: bool = False):
+    """accelerate's ``PartialState`` for this process. One rule for every command and script: CPU when asked
+    (``cpu=True``, or ``ACCELERATE_USE_CPU``, which plain ``PartialState()`` ignores: only AcceleratorState
+    reads it) or when the launcher started several processes and there is no CUDA (plain ``PartialState()``
+    would then see one process of one in each)."""
     import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    cpu = world > 1 and not torch.cuda.is_available()
-    return PartialState(cpu=cpu) if cpu else PartialState()
+    cpu = cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or (world > 1 and not torch.cuda.is_available())
+    return PartialState(cpu=True) if cpu else PartialState()
 
 
 def process_device(state, explicit: str | None = None) -> str | None:

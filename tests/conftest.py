@@ -86,6 +86,84 @@ def release_annotations():
     return folder
 
 
+STUDY_PROMPTS = 6  # prompts x 2 images = 12 items
+
+
+def _toy_picture(size: int, shade: int, prompt: int, index: int):
+    """A small drawn 'animal' on a sky gradient; ``shade`` < 128 (model A) adds a stray second head."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(picture)
+    for y in range(size):
+        draw.line([(0, y), (size, y)], fill=(120 + 100 * y // size, 170 + 60 * y // size, 230))
+    body = ((40 * prompt) % 200 + 40, shade // 2 + 40, 90 + 30 * index)
+    u = size / 10
+    draw.ellipse([2 * u, 5 * u, 7 * u, 8 * u], fill=body)
+    draw.ellipse([6 * u, 3 * u, 8.5 * u, 5.5 * u], fill=body)
+    draw.rectangle([0, 8.5 * u, size, size], fill=(90, 150, 70))
+    if shade < 128:
+        draw.ellipse([1 * u, 2.5 * u, 3 * u, 4.5 * u], fill=body)
+    return picture
+
+
+def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed_offset: int = 0):
+    """A tiny folder in the layout ``eval-generator`` writes (the contract with the study): data/*.parquet
+    with item_id, prompt, prompt_index, image_index, seed, image, classifier columns; generation.json;
+    a card whose YAML maps the default config to the data."""
+    import io
+    import json
+    from pathlib import Path
+
+    import datasets
+    from PIL import PngImagePlugin
+
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True)
+    rows = {k: [] for k in ("item_id", "prompt", "prompt_index", "image_index", "seed", "image", "answer",
+                            "has_artifacts")}
+    for p in range(STUDY_PROMPTS):
+        for i in range(2):
+            info = PngImagePlugin.PngInfo()
+            info.add_text("parameters", f"made by {pipeline} {lora}")  # the study must not pass this on
+            buffer = io.BytesIO()
+            _toy_picture(size, shade, p, i).save(buffer, "PNG", pnginfo=info)
+            rows["item_id"].append(f"p{p:05d}-i{i:03d}")
+            rows["prompt"].append(f"a photo of animal number {p}")
+            rows["prompt_index"].append(p)
+            rows["image_index"].append(i)
+            rows["seed"].append(1000 * p + i + seed_offset)
+            rows["image"].append({"bytes": buffer.getvalue(), "path": None})
+            rows["answer"].append("No artifacts")
+            rows["has_artifacts"].append(False)
+    features = datasets.Features({"item_id": datasets.Value("string"), "prompt": datasets.Value("string"),
+                                  "prompt_index": datasets.Value("int64"), "image_index": datasets.Value("int64"),
+                                  "seed": datasets.Value("int64"), "image": datasets.Image(),
+                                  "answer": datasets.Value("string"), "has_artifacts": datasets.Value("bool")})
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data/train-00000-of-00001.parquet"))
+    (folder / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                      "    path: data/*.parquet\n---\n")
+    (folder / "generation.json").write_text(json.dumps({
+        "pipeline": pipeline, "lora": lora, "steps": 2, "guidance": 5.0, "seed": 0, "images_per_prompt": 2,
+        "classifier": "tiny-llava", "instruction_sha256": "0" * 64}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def generation_folder():
+    """:func:`write_generation_folder`, for tests that need a folder of their own."""
+    return write_generation_folder
+
+
+@pytest.fixture(scope="session")
+def study_folders(tmp_path_factory):
+    """``(DIR_A, DIR_B)``: two generator-evaluation folders over the same 12 items (A: 256 px images;
+    B: 320 px, a LoRA on top; each image carries a PNG text chunk naming its model)."""
+    root = tmp_path_factory.mktemp("generations")
+    return (write_generation_folder(root / "before", "tiny-sd", 256, 90),
+            write_generation_folder(root / "after", "tiny-sd", 320, 200, lora="runs/ddpo/lora"))
+
+
 BROWSER_HINT = ("browser tests need Debian's Chromium and its driver (`apt-get install chromium chromium-driver`) "
                 "and selenium (`pip install -e '.[dev]'`)")
 

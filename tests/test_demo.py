@@ -92,6 +92,20 @@ def test_given_model_is_only_evaluated(demo_run, tmp_path, capsys):
     assert "](evaluation/before/report.md)" in (tmp_path / "README.md").read_text()
 
 
+def test_demo_compares_the_tiny_sd_before_and_after_ddpo(demo_run):
+    """eval-generator on the tiny SD without and with the DDPO LoRA (same prompts and seeds), then
+    compare-generators; the printout calls it a toy."""
+    _, out, printed = demo_run
+    folders = out / "generator-eval"
+    settings = [json.loads((folders / name / "generation.json").read_text()) for name in ("before", "after")]
+    assert settings[0]["lora"] is None and settings[1]["lora"].endswith("lora")
+    assert settings[0]["classifier"] == settings[1]["classifier"]
+    result = json.loads((folders / "before-vs-after" / "comparison.json").read_text())
+    assert result["pairs"] == 8 and result["prompts"] == 4
+    assert 0.0 <= result["artifact_rate"]["p_mcnemar"] <= 1.0
+    assert "before vs after DDPO" in printed and "A toy" in printed
+
+
 def test_reference_answers_are_read_without_decoding_images(tmp_path, monkeypatch):
     import datasets
     from datasets.features import Image as ImageFeature

@@ -21,7 +21,8 @@ from synartifact_hf.backends import (  # noqa: E402
     is_served_model,
     open_classifier,
 )
-from synartifact_hf.backends.local_server import LocalServer, free_port  # noqa: E402
+from synartifact_hf.backends.local_server import LocalServer  # noqa: E402
+from synartifact_hf.child_server import free_port  # noqa: E402
 
 TOKENS = 6  # answer length: enough to differ between images, short enough to be quick on 2 shared cores
 
@@ -132,7 +133,7 @@ class FaultProxy:
 
 def test_selection_and_url_errors(tiny_llava_path):
     assert is_served_model("https://example.org/v1/") and not is_served_model("https://example.org/v2")
-    with pytest.raises(ValueError, match=r"does not end in /v1.*http://127.0.0.1:9/v1"):
+    with pytest.raises(ServedClassifierError, match=r"does not end in /v1.*http://127.0.0.1:9/v1"):
         open_classifier("http://user:pw@127.0.0.1:9")
     with pytest.raises(ValueError, match="served_model"):
         open_classifier(tiny_llava_path, served_model="x")
@@ -216,3 +217,188 @@ def test_refusals_are_shown_as_the_server_said_them(server, monkeypatch):
     # A prompt longer than the model's context: the server's own words.
     with pytest.raises(ServedClassifierError, match=r"HTTP 400\): The prompt has \d+ tokens, but the model takes at most 2048"):
         open_classifier(server.url, instruction="word " * 3000)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The consumers: reward and evaluate
+
+
+def test_reward_and_evaluate_are_the_same_served(server, tiny_llava_path, tmp_path):
+    from synartifact_hf.data import build_sample_dataset
+    from synartifact_hf.evaluation import evaluate_checkpoint
+    from synartifact_hf.reward import ArtifactReward
+
+    images = _images(4, offset=3)
+    kwargs = {"classifier_kwargs": {"max_new_tokens": TOKENS}, "batch_size": 4}
+    served = ArtifactReward(server.url, **kwargs)
+    local = ArtifactReward(tiny_llava_path, scorer=served.scorer, **kwargs)
+    got, got_info = served(images, None, None)
+    want, want_info = local(images, None, None)
+    assert got.tolist() == want.tolist() and got_info["answers"] == want_info["answers"]
+    with pytest.raises(ValueError, match=r"mode='likelihood' needs the classifier's per-option scores.*bertscore"):
+        ArtifactReward(server.url, mode="likelihood")
+
+    dataset = build_sample_dataset(tmp_path / "synartifact-1k", configs=["classification"])
+    reports = {}
+    for name, model in (("served", server.url), ("local", tiny_llava_path)):
+        reports[name] = evaluate_checkpoint(model, dataset, output_dir=tmp_path / name, batch_size=4, max_samples=6,
+                                            max_new_tokens=TOKENS, progress=False, concurrency=4)
+    assert reports["served"].model == f"{tiny_llava_path.name} @ {server.url}"
+    assert reports["served"].metrics == reports["local"].metrics
+    assert reports["served"].predictions == reports["local"].predictions
+    assert (tmp_path / "served" / "predictions.jsonl").read_text() == (tmp_path / "local" / "predictions.jsonl").read_text()
+
+
+# ----------------------------------------------------------------------------------------------------
+# The commands
+
+
+def _folder(path, n, offset=0):
+    path.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(_images(n, offset)):
+        image.save(path / f"img{i:02d}.png")
+    return path
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _cli(*args):
+    """``synartifact-hf ARGS`` in this process: its exit code, or the SystemExit message."""
+    from synartifact_hf.cli import main
+
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as err:
+        return str(err.code)
+
+
+def test_classify_and_curate_served_equal_in_process(server, tiny_llava_path, tmp_path):
+    images = _folder(tmp_path / "images", 6)
+    common = ["--max-new-tokens", TOKENS, "--batch-size", 4]
+    assert _cli("classify", images, "--model", server.url, "--output", tmp_path / "served.jsonl", "--concurrency", 3,
+                *common) == 0
+    assert _cli("classify", images, "--model", tiny_llava_path, "--output", tmp_path / "local.jsonl", *common) == 0
+    served, local = _lines(tmp_path / "served.jsonl"), _lines(tmp_path / "local.jsonl")
+    assert [r["image"] for r in served] == [r["image"] for r in local] and len(served) == 6
+    assert [r["generated_text"].strip() for r in served] == [r["generated_text"].strip() for r in local]
+    assert served == local  # same records, field by field (no scores key without --scores)
+
+    from datasets import load_dataset
+
+    for name, model in (("served", server.url), ("local", str(tiny_llava_path))):
+        assert _cli("curate", images, "--model", model, "--output-dir", tmp_path / f"curated-{name}", "--keep", "all",
+                    "--cache-dir", tmp_path / f"cache-{name}", *common) == 0
+    served_rows = load_dataset(str(tmp_path / "curated-served"), split="train").remove_columns("image")
+    local_rows = load_dataset(str(tmp_path / "curated-local"), split="train").remove_columns("image")
+    assert served_rows.to_list() == local_rows.to_list()
+    card = (tmp_path / "curated-served" / "README.md").read_text()
+    assert f"{tiny_llava_path.name} @ {server.url}" in card and str(tiny_llava_path) not in card
+
+
+def test_two_client_processes(server, tiny_llava_path, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    images = _folder(tmp_path / "images", 6, offset=2)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "synartifact_hf.cli",
+                           "classify", str(images), "--model", server.url, "--output", str(tmp_path / "two.jsonl"),
+                           "--max-new-tokens", str(TOKENS), "--concurrency", "2"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = _lines(tmp_path / "two.jsonl")
+    with open_classifier(tiny_llava_path, max_new_tokens=TOKENS) as local:
+        want = local.classify([Image.open(images / f"img{i:02d}.png") for i in range(6)])
+    assert [r["image"] for r in two] == [str((images / f"img{i:02d}.png").resolve()) for i in range(6)]
+    assert [r["generated_text"] for r in two] == [r["generated_text"] for r in want]
+    assert not list(tmp_path.glob("two.jsonl.part-*"))
+
+
+def test_start_errors_name_the_url_and_write_nothing(server, tmp_path):
+    images = _folder(tmp_path / "images", 1)
+    out = tmp_path / "out.jsonl"
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    start = time.monotonic()
+    assert _cli("classify", images, "--model", url, "--output", out) == \
+        f"classify: error: cannot reach the classifier server at {url} (APIConnectionError: [Errno 111] Connection refused); " \
+        "is it running, and is this its address?"
+    assert time.monotonic() - start < 10 and not out.exists()
+    message = _cli("curate", images, "--model", url, "--output-dir", tmp_path / "curated")
+    assert message.startswith(f"curate: error: cannot reach the classifier server at {url}")
+    assert not (tmp_path / "curated").exists()
+    message = _cli("classify", images, "--model", server.url[:-3], "--output", out)
+    assert message.startswith(f"classify: error: {server.url[:-3]} looks like a server address but does not end in /v1")
+    assert message.endswith(f"e.g. {server.url}")
+    assert not out.exists()
+
+
+def test_the_key_is_sent_and_never_shown(server, tmp_path, monkeypatch, capsys):
+    secret, wrong = "sk-never-shown-5f3a9c", "sk-wrong-77aa"
+    proxy = FaultProxy(server.url.removesuffix("/v1"), key=secret)
+    try:
+        images = _folder(tmp_path / "images", 2)
+        out = tmp_path / "out.jsonl"
+        monkeypatch.setenv("SYNARTIFACT_API_KEY", secret)
+        assert _cli("classify", images, "--model", proxy.url, "--output", out, "--max-new-tokens", 2) == 0
+        assert len(_lines(out)) == 2 and f"Bearer {secret}" in proxy.seen_auth
+        monkeypatch.delenv("SYNARTIFACT_API_KEY")
+        monkeypatch.setenv("OPENAI_API_KEY", wrong)
+        message = _cli("classify", images, "--model", proxy.url, "--output", tmp_path / "o2.jsonl")
+        assert "refused the key from OPENAI_API_KEY (HTTP 401: Invalid API key)" in message
+    finally:
+        proxy.close()
+    shown = capsys.readouterr()
+    for text in (shown.out, shown.err, message, *(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())):
+        assert secret not in text and wrong not in text
+
+
+def test_app_analyzer_on_a_served_model(server, tiny_llava_path):
+    from synartifact_hf.app.analysis import ArtifactAnalyzer
+
+    served = ArtifactAnalyzer(server.url, server.url, max_new_tokens=TOKENS, detection_max_new_tokens=TOKENS)
+    local = ArtifactAnalyzer(tiny_llava_path, tiny_llava_path, max_new_tokens=TOKENS, detection_max_new_tokens=TOKENS)
+    image = _images(1, offset=1)[0]
+    got, want = served.classify(image), local.classify(image)
+    assert got["scores"] is None and want["scores"] is not None
+    assert {k: v for k, v in got.items() if k != "scores"} == {k: v for k, v in want.items() if k != "scores"}
+    assert served.detect(image) == local.detect(image)
+    assert served.model_name == f"{tiny_llava_path.name} @ {server.url}"
+    with pytest.raises(ValueError, match="likelihood"):
+        ArtifactAnalyzer(server.url, reward_mode="likelihood")
+
+
+def test_server_killed_mid_run_then_rerun_completes_every_image_once(server, tmp_path):
+    """SIGKILL the server while classify runs; the run ends non-zero with no record for the unanswered
+    images; the server comes back on the same port; the same command completes the rest, each once.
+    (Runs last: the module's server is restarted.)"""
+    import os
+    import subprocess
+    import sys
+
+    images = _folder(tmp_path / "images", 12)
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "synartifact_hf.cli", "classify", str(images), "--model", server.url,
+            "--output", str(out), "--max-new-tokens", "24", "--concurrency", "1", "--max-retries", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out.is_file() and len(out.read_text().splitlines()) >= 2):
+        time.sleep(0.2)
+    server.kill()
+    stdout, stderr = proc.communicate(timeout=300)
+    first = _lines(out)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert 2 <= len(first) < 12 and not any("error" in r for r in first)
+    assert "got no answer from" in stderr and "run the same command again" in stderr
+    server.start()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = _lines(out)
+    assert sorted(r["image"] for r in final) == sorted(str(p.resolve()) for p in images.glob("*.png"))
+    assert len(final) == 12 and not any("error" in r for r in final)
+    assert final[: len(first)] == first

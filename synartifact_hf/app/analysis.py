@@ -228,24 +228,43 @@ class ArtifactAnalyzer:
         max_new_tokens / detection_max_new_tokens: answer length caps.
         max_image_pixels: refuse larger uploads (default: the pipeline's cap).
         device: device for the pipelines (default: transformers' choice).
-        label: the model's name shown to visitors (status line, JSON); default :func:`model_label`, which
-            never shows the server's file system.
+        served_model: with a server URL ending in ``/v1`` as ``model`` / ``detection_model`` (the served
+            classifier of :mod:`synartifact_hf.backends`): the server's model. A served classifier gives
+            no option scores (the chart stays empty) and no likelihood reward.
+        label: the model's name shown to visitors (status line, JSON); default :func:`model_label` (a
+            served classifier: its backend's identity), which never shows the server's file system.
     """
 
     def __init__(self, model, detection_model=None, *, reward_mode: str = "bertscore", max_new_tokens: int = 128,
                  detection_max_new_tokens: int = 256, max_image_pixels: int = MAX_IMAGE_PIXELS, device=None,
-                 label: str | None = None):
+                 served_model: str | None = None, label: str | None = None):
+        from ..backends import is_served_model, open_classifier
+        from ..prompts import detection_instruction
         from ..reward import ArtifactReward
 
-        self.classifier = self._pipeline(model, device)
+        if reward_mode == "likelihood" and is_served_model(model):
+            raise ValueError(f"reward mode 'likelihood' needs option scores, which the served classifier {model} "
+                             "does not give; use the bertscore reward mode")
+        if is_served_model(model):
+            self.classifier = open_classifier(model, served_model=served_model, max_new_tokens=max_new_tokens)
+        else:
+            self.classifier = self._pipeline(model, device)
         paths = (str, os.PathLike)
         same = detection_model is model or (isinstance(model, paths) and isinstance(detection_model, paths)
                                             and os.fspath(detection_model) == os.fspath(model))
         if detection_model is None:
             self.detector = None
+        elif is_served_model(detection_model):  # the instruction is settled when a served classifier opens
+            self.detector = open_classifier(detection_model, served_model=served_model,
+                                            instruction=detection_instruction(), max_new_tokens=detection_max_new_tokens)
         else:  # the same checkpoint is loaded once
             self.detector = self.classifier if same else self._pipeline(detection_model, device)
-        self.model_label = label or model_label(model if isinstance(model, (str, os.PathLike)) else self.classifier)
+        if label:
+            self.model_label = label
+        elif is_served_model(model):
+            self.model_label = self.classifier.identity  # the server's address and model name, no key
+        else:
+            self.model_label = model_label(model if isinstance(model, (str, os.PathLike)) else self.classifier)
         self.reward = ArtifactReward(classifier=None, mode=reward_mode, device="cpu")
         self.max_new_tokens = max_new_tokens
         self.detection_max_new_tokens = detection_max_new_tokens
@@ -260,7 +279,11 @@ class ArtifactAnalyzer:
         return load_pipeline(os.fspath(model), **({"device": device} if device is not None else {}))
 
     def classify(self, image) -> dict:
-        """The pipeline's output for one decoded image, with the 14 option scores."""
+        """The pipeline's output for one decoded image, with the 14 option scores (None when served)."""
+        from ..backends import ClassifierBackend
+
+        if isinstance(self.classifier, ClassifierBackend):
+            return self.classifier.classify([image])[0]
         return self.classifier(image, max_new_tokens=self.max_new_tokens, return_scores=True)
 
     def reward_terms(self, record: dict) -> dict:
@@ -278,9 +301,13 @@ class ArtifactAnalyzer:
 
     def detect(self, image) -> dict:
         """The detector's answer for one decoded image, its boxes converted to pixels of ``image``."""
+        from ..backends import ClassifierBackend
         from ..prompts import detection_instruction
 
-        out = self.detector(image, instruction=detection_instruction(), max_new_tokens=self.detection_max_new_tokens)
+        if isinstance(self.detector, ClassifierBackend):
+            out = self.detector.classify([image])[0]
+        else:
+            out = self.detector(image, instruction=detection_instruction(), max_new_tokens=self.detection_max_new_tokens)
         return read_detection(out["generated_text"], *image.size)
 
     def analyze(self, uploads: Sequence[tuple[str, bytes]],

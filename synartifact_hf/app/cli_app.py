@@ -10,12 +10,16 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="classifier checkpoint folder or Hub id")
+    from ..backends import MODEL_HELP
+
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--model-label", default=None,
                         help="the model's name shown to visitors (default: the Hub id, or the checkpoint folder's "
                              "name; the server's path is never shown)")
     parser.add_argument("--detection-model", default=None,
                         help="detection checkpoint folder or Hub id (may equal --model); default: no detection")
+    parser.add_argument("--served-model", default=None, metavar="NAME",
+                        help="with a server URL as --model: the server's model (default: its only one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the app to your network)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .ui import QUEUE_SIZE, build_app, launch_app
 
-    demo = build_app(args.model, args.detection_model, device=args.device,
+    demo = build_app(args.model, args.detection_model, device=args.device, served_model=args.served_model,
                      queue_size=args.queue_size or QUEUE_SIZE, **settings)
     launch_app(demo, host=args.host, port=args.port, share=args.share)
     return 0

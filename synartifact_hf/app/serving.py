@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,40 +20,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..child_server import free_port, wait_until_answering
+
 __all__ = ["BurstResult", "burst", "free_port", "running_app", "upload"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/gradio_api/info", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the app did not answer at {url} within {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+    wait_until_answering(f"{url}/gradio_api/info", proc, log, timeout, "the app")
 
 
 @contextmanager
-def running_app(argv: Sequence[str], log: str | os.PathLike, *, port: int | None = None, timeout: float = 240):
-    """``python -m synartifact_hf.cli app ARGV --port PORT`` (127.0.0.1) in a child process; yields
-    ``(url, process)`` once it answers, stops it afterwards. Its output goes to ``log``."""
+def running_app(argv: Sequence[str], log: str | os.PathLike, *, port: int | None = None, timeout: float = 240,
+                command: Sequence[str] = ("app",)):
+    """``python -m synartifact_hf.cli COMMAND ARGV --port PORT`` (127.0.0.1; COMMAND ``app`` or e.g.
+    ``study serve``) in a child process; yields ``(url, process)`` once it answers, stops it afterwards.
+    Its output goes to ``log``."""
     port = port or free_port()
     log = Path(log)
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "synartifact_hf.cli", "app", *argv, "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "synartifact_hf.cli", *command, *argv, "--host", "127.0.0.1",
                                  "--port", str(port)], stdout=handle, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -195,7 +195,7 @@ def _details(reports: list[dict], name: str | None):
     return (
         _verdict_markdown(report),
         report["classification"]["generated_text"],
-        _score_figure(report["classification"]["scores"]),
+        _score_figure(report["classification"]["scores"]) if report["classification"].get("scores") else None,
         _reward_markdown(report["reward"]),
         _reward_rows(report["reward"]),
         detection["generated_text"] if detection else "",
@@ -204,12 +204,13 @@ def _details(reports: list[dict], name: str | None):
 
 def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", max_new_tokens: int = 128,
               detection_max_new_tokens: int = 256, device=None, queue_size: int = QUEUE_SIZE,
-              concurrency_limit: int = CONCURRENCY, model_label: str | None = None,
-              analyzer: ArtifactAnalyzer | None = None) -> gr.Blocks:
+              concurrency_limit: int = CONCURRENCY, analyzer: ArtifactAnalyzer | None = None,
+              served_model: str | None = None, model_label: str | None = None) -> gr.Blocks:
     """The app as a ``gradio.Blocks`` (queued; call :func:`launch_app` or ``.launch()`` on it).
 
     Args:
-        model: classifier checkpoint folder, Hub id, or an ``artifact-classification`` pipeline.
+        model: classifier checkpoint folder, Hub id, an ``artifact-classification`` pipeline, or the URL of
+            an OpenAI-compatible server ending in ``/v1`` (``served_model`` picks its model).
         detection_model: detection checkpoint (may equal ``model``); ``None`` hides nothing but leaves
             the detection panel empty.
         reward_mode / max_new_tokens / detection_max_new_tokens / device: see
@@ -222,7 +223,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
     analyzer = analyzer or ArtifactAnalyzer(model, detection_model, reward_mode=reward_mode,
                                             max_new_tokens=max_new_tokens,
                                             detection_max_new_tokens=detection_max_new_tokens, device=device,
-                                            label=model_label)
+                                            served_model=served_model, label=model_label)
     downloads: deque[str] = deque()
     downloads_lock = threading.Lock()
 

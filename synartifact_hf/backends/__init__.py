@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "add_served_arguments",
+    "served_settings",
     "ClassifierBackend",
     "ClassificationFailed",
     "ServedClassifierError",
@@ -42,6 +44,30 @@ def looks_like_url(model) -> bool:
 def is_served_model(model) -> bool:
     """``model`` names an OpenAI-compatible server: an http(s) URL whose path ends in ``/v1``."""
     return looks_like_url(model) and model.rstrip("/").endswith("/v1")
+
+
+def add_served_arguments(parser) -> None:
+    """The served classifier's command-line options, the same for classify, curate, evaluate and the app."""
+    group = parser.add_argument_group("served classifier (--model http(s)://HOST:PORT/v1)")
+    group.add_argument("--served-model", default=None, metavar="NAME",
+                       help="the server's model to ask (default: its only one, from /v1/models)")
+    group.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                       help="requests in flight at once (default: %(default)s)")
+    group.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                       help="seconds before a request is abandoned and retried (default: 120)")
+    group.add_argument("--max-retries", type=int, default=None,
+                       help="retries after a connection error, timeout, 429 or 5xx (default: 5)")
+
+
+def served_settings(args) -> dict:
+    """:func:`open_classifier` keywords from :func:`add_served_arguments`' options."""
+    return {"served_model": args.served_model, "concurrency": args.concurrency, "timeout": args.request_timeout,
+            "max_retries": args.max_retries}
+
+
+MODEL_HELP = ("classifier checkpoint folder or Hub id (e.g. llava-hf/llava-1.5-7b-hf), or the URL of an "
+              "OpenAI-compatible server ending in /v1 (vLLM, SGLang, TGI, transformers serve; API key from "
+              "SYNARTIFACT_API_KEY, else OPENAI_API_KEY)")
 
 
 class ServedClassifierError(RuntimeError):
@@ -121,7 +147,7 @@ def open_classifier(
     Args:
         model: a pipeline object, a checkpoint folder or Hub id (in-process), or an ``http(s)://.../v1`` URL.
         served_model: with a URL, the server's model to use (default: its only one, from ``/v1/models``).
-        device: in-process only: the torch device.
+        device: the torch device when the model is loaded here (ignored for a pipeline object or a URL).
         batch_size: in-process: images per ``generate()``; served: images per call (raised to ``concurrency``).
         max_new_tokens: answer length cap (default 128, the pipeline's).
         instruction: the instruction (default: the paper's classification instruction, Fig. 11).
@@ -134,22 +160,25 @@ def open_classifier(
         **pipeline_kwargs: in-process only: passed to :func:`~synartifact_hf.pipeline.load_pipeline`.
 
     Raises:
-        ServedClassifierError: a URL whose server is unreachable or refuses (checked here, within seconds).
-        ValueError: a URL that does not end in ``/v1``, or settings the chosen classifier cannot honour.
+        ServedClassifierError: a URL that does not end in ``/v1``, or whose server is unreachable or refuses
+            (checked here, within seconds).
+        ValueError: settings the chosen classifier cannot honour.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if looks_like_url(model) and not is_served_model(model):
         from .served import public_url
 
-        raise ValueError(
+        raise ServedClassifierError(
             f"{public_url(model)} looks like a server address but does not end in /v1; the served classifier "
             f"needs the OpenAI-compatible API root, e.g. {public_url(model).rstrip('/')}/v1"
         )
+    if served_model is not None and not is_served_model(model):
+        raise ValueError(f"served_model={served_model!r} needs a server URL ending in /v1 as the model, got {model!r}")
     if is_served_model(model):
-        if pipeline_kwargs or device is not None:
-            given = sorted([*pipeline_kwargs, *(["device"] if device is not None else [])])
-            raise ValueError(f"{given} configure an in-process pipeline; they do not apply to the served model {model}")
+        if pipeline_kwargs:
+            raise ValueError(f"{sorted(pipeline_kwargs)} configure an in-process pipeline; they do not apply to the "
+                             f"served model {model}")
         from .served import ServedClassifier
 
         return ServedClassifier(
@@ -157,8 +186,6 @@ def open_classifier(
             instruction=instruction, return_scores=return_scores, concurrency=concurrency, timeout=timeout,
             max_retries=max_retries,
         )
-    if served_model is not None:
-        raise ValueError(f"served_model={served_model!r} needs a server URL ending in /v1 as the model, got {model!r}")
     from .in_process import InProcessClassifier
 
     if isinstance(model, (str, os.PathLike)):
@@ -166,9 +193,9 @@ def open_classifier(
 
         pipe = load_pipeline(os.fspath(model), device=device, **pipeline_kwargs)
     else:
-        if pipeline_kwargs or device is not None:
-            raise ValueError("device and pipeline arguments apply when the classifier is loaded here; "
-                             "this one is a ready pipeline object")
+        if pipeline_kwargs:
+            raise ValueError(f"{sorted(pipeline_kwargs)} apply when the classifier is loaded here; this one is a "
+                             "ready pipeline object")
         pipe = model
     return InProcessClassifier(pipe, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                instruction=instruction, return_scores=return_scores)

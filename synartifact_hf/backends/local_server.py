@@ -14,21 +14,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LocalServer", "free_port", "running_server"]
+from ..child_server import free_port, wait_until_answering
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["LocalServer", "running_server"]
 
 
 def _serve_command() -> list[str]:
@@ -74,23 +68,11 @@ class LocalServer:
         return self
 
     def _wait_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {self.process.returncode}:\n{self._tail()}")
-            try:
-                if httpx.get(f"{self.root}/health", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.kill()
-        raise TimeoutError(f"transformers serve did not answer at {self.root} within {self.timeout:.0f} s:\n{self._tail()}")
-
-    def _tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.is_file() else ""
+        try:
+            wait_until_answering(f"{self.root}/health", self.process, self.log, self.timeout, "transformers serve")
+        except TimeoutError:
+            self.kill()
+            raise
 
     def _signal_group(self, sig) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -233,6 +233,9 @@ def _ddpo(demo: _Run, classifier, *, fine_tuned: bool, scorer) -> None:
     print("  (a random tiny UNet for a few epochs: the images are noise, the curve shows the loop working)")
     demo.entries.append(Entry("figure", "ddpo/reward_curve.png", f"mean reward ({reward_mode}) per DDPO epoch, +-1 std"))
     demo.folders.append(("ddpo", "the DDPO LoRA (`lora/`), per-epoch numbers (`history.json`), the tiny SD pipeline"))
+    from .generator_comparison import add_to_demo
+
+    add_to_demo(ddpo, demo.out, classifier, args, demo.entries, demo.folders)
 
 
 def _write_index(demo: _Run, num_train: int) -> None:
