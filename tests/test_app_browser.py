@@ -2,16 +2,14 @@
 127.0.0.1, driven by headless Chromium through selenium, and through gradio's API: the client gets what
 the pipeline returns, URLs and paths are refused, a burst of 50 requests is answered or refused cleanly.
 
-One app server for the whole module. Screenshots go to the test's temp folder (the page after a sample
-was analysed is also copied to docs/app.png when SYNARTIFACT_UPDATE_SCREENSHOT=1).
+One app server for the whole module. Screenshots go to the test's temp folder (docs/app.png is taken with
+the demo's fine-tuned classifier by docs/app_screenshot.py).
 """
 
 from __future__ import annotations
 
 import http.server
 import io
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -100,8 +98,6 @@ def test_upload_analyze_shows_labels_and_chart(page, tmp_path):
     page.save_screenshot(str(tmp_path / "reward.png"))
     _tab(page, "Classification")
     page.save_screenshot(str(tmp_path / "classification.png"))
-    if os.environ.get("SYNARTIFACT_UPDATE_SCREENSHOT"):
-        shutil.copy(tmp_path / "classification.png", ROOT / "docs" / "app.png")
 
 
 def test_non_image_gives_a_message_and_the_next_image_works(page, tmp_path):
