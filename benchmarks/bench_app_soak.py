@@ -83,7 +83,7 @@ def main() -> int:
         argv = ["--model", model, "--detection-model", model, "--max-new-tokens", str(args.max_new_tokens),
                 "--detection-max-new-tokens", str(args.max_new_tokens), "--queue-size", str(args.queue_size)]
         answered, refused, other, peak = [0], 0, [], 0
-        with running_app(argv, Path(tmp) / "server.log") as (url, proc):
+        with running_app(argv, Path(tmp) / "server.log", timeout=1200) as (url, proc):
             item = upload(url, SAMPLE_DIR / "sub_data_0/images/000000037.png")
             import psutil
 

@@ -51,7 +51,7 @@ def main() -> int:
     sample = SAMPLE_DIR / "sub_data_0/images/000000037.png"
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["--model", args.model, "--model-label", args.model_label, "--max-new-tokens", "48"]
-        with running_app(argv, Path(tmp) / "server.log") as (url, _):
+        with running_app(argv, Path(tmp) / "server.log", timeout=900) as (url, _):
             chrome = _chrome(Path(tmp) / "profile")
             try:
                 wait = WebDriverWait(chrome, 300, poll_frequency=0.25)

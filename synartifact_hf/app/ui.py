@@ -39,9 +39,10 @@ __all__ = ["QUEUE_SIZE", "SESSIONS_KEPT", "build_app", "launch_app", "upload_onl
 QUEUE_SIZE = 16  # requests waiting at most; more are refused ("queue is full")
 CONCURRENCY = 1  # model calls at a time (one pipeline object, one CPU/GPU)
 KEEP_DOWNLOADS = 32  # result folders kept on disk; older ones are deleted
-# Sessions whose state and last outputs gradio keeps in memory (it keeps 10,000 by default, and every API
-# call is a session of its own: ~1 MiB each here, so memory grew with every request). Older ones are
-# dropped: a visitor whose session was dropped re-runs Analyze to pick an image in the menu again.
+# Sessions whose state and last outputs gradio keeps in memory. gradio keeps 10,000 by default and every
+# API call is a session of its own, holding the request's state and a copy of every output (the chart as
+# an image, the JSON: ~45 kB pickled here), so memory grew with every request. Older sessions are dropped:
+# a visitor whose session was dropped re-runs Analyze to pick an image in the menu again.
 SESSIONS_KEPT = 64
 
 INTRO = """\
@@ -162,7 +163,6 @@ def _reward_markdown(reward: dict) -> str:
         head = "r = P(No artifacts) - alpha * sum_k P(artifact k) + beta"
     else:
         head = 'r = BERTScore("No artifacts", answer) - alpha * sum_k BERTScore(phrase_k, answer) + beta'
-        # (the phrase s_k of each term is its class name, as in the table below)
     total = sum(reward["artifact_terms"].values())
     text = (f"### Reward r = {reward['reward']:.4f}\n\n`{head}` (paper Eq. 4)\n\n"
             f"= {reward['no_artifacts_term']:.4f} - {reward['alpha']:.4f} * {total:.4f} + {reward['beta']:.4f}")
