@@ -98,7 +98,7 @@ test-latest: $(TRL_STAMP) lint browser | $(UV)
 		-r locks/dev.in -e ".[all,dev]"
 	$(LATEST_VENV)/bin/python locks/check_torch.py
 	$(LATEST_VENV)/bin/synartifact-hf install-metrics
-	@echo "newer than locks/dev.txt:"; $(UV) pip freeze --python $(LATEST_VENV)/bin/python --exclude-editable \
+	@echo "newer than locks/dev.txt:"; $(UV) pip freeze -q --python $(LATEST_VENV)/bin/python --exclude-editable \
 		| sort > $(LATEST_VENV)/freeze.txt; grep -E '^[A-Za-z0-9]' locks/dev.txt | sort | comm -13 - $(LATEST_VENV)/freeze.txt
 	SYNARTIFACT_REQUIRE_TRL023=1 HF_HUB_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest
 

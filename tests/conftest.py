@@ -107,46 +107,39 @@ def _toy_picture(size: int, shade: int, prompt: int, index: int):
     return picture
 
 
-def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed_offset: int = 0):
-    """A tiny folder in the layout ``eval-generator`` writes (the contract with the study): data/*.parquet
-    with item_id, prompt, prompt_index, image_index, seed, image, classifier columns; generation.json;
-    a card whose YAML maps the default config to the data."""
-    import io
+def write_generation_folder(folder, pipeline: str, size: int, shade: int, lora: str | None = None, seed: int = 0):
+    """An ``eval-generator`` output folder (the contract with the user study) written by eval-generator's
+    own writer (``generator_eval.folder.write_eval_folder``) from drawn pictures and made-up classifier
+    records instead of a diffusion model and a classifier: 6 prompts x 2 images."""
     import json
     from pathlib import Path
 
-    import datasets
     from PIL import PngImagePlugin
 
+    from synartifact_hf.generator_eval.folder import write_eval_folder
+    from synartifact_hf.generator_eval.run import IMAGE_DIR, RECORDS, EvalConfig, items_of
+
     folder = Path(folder)
-    (folder / "data").mkdir(parents=True)
-    rows = {k: [] for k in ("item_id", "prompt", "prompt_index", "image_index", "seed", "image", "answer",
-                            "has_artifacts")}
-    for p in range(STUDY_PROMPTS):
-        for i in range(2):
+    prompts = [f"a photo of animal number {p}" for p in range(STUDY_PROMPTS)]
+    config = EvalConfig(pipeline=pipeline, prompts=prompts, prompts_source="test", classifier="tiny-llava",
+                        output=str(folder), lora=lora, images_per_prompt=2, seed=seed, resamples=50, progress=False)
+    work = folder.with_name(folder.name + ".work")
+    (work / IMAGE_DIR).mkdir(parents=True)
+    items = items_of(prompts, 2, seed)
+    with open(work / RECORDS, "w") as records:
+        for item in items:
             info = PngImagePlugin.PngInfo()
             info.add_text("parameters", f"made by {pipeline} {lora}")  # the study must not pass this on
-            buffer = io.BytesIO()
-            _toy_picture(size, shade, p, i).save(buffer, "PNG", pnginfo=info)
-            rows["item_id"].append(f"p{p:05d}-i{i:03d}")
-            rows["prompt"].append(f"a photo of animal number {p}")
-            rows["prompt_index"].append(p)
-            rows["image_index"].append(i)
-            rows["seed"].append(1000 * p + i + seed_offset)
-            rows["image"].append({"bytes": buffer.getvalue(), "path": None})
-            rows["answer"].append("No artifacts")
-            rows["has_artifacts"].append(False)
-    features = datasets.Features({"item_id": datasets.Value("string"), "prompt": datasets.Value("string"),
-                                  "prompt_index": datasets.Value("int64"), "image_index": datasets.Value("int64"),
-                                  "seed": datasets.Value("int64"), "image": datasets.Image(),
-                                  "answer": datasets.Value("string"), "has_artifacts": datasets.Value("bool")})
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data/train-00000-of-00001.parquet"))
-    (folder / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-                                      "    path: data/*.parquet\n---\n")
-    (folder / "generation.json").write_text(json.dumps({
-        "pipeline": pipeline, "lora": lora, "steps": 2, "guidance": 5.0, "seed": 0, "images_per_prompt": 2,
-        "classifier": "tiny-llava", "instruction_sha256": "0" * 64}))
-    return folder
+            _toy_picture(size, shade, item.prompt_index, item.image_index).save(
+                work / IMAGE_DIR / f"{item.item_id}.png", "PNG", pnginfo=info)
+            records.write(json.dumps({
+                "item_id": item.item_id, "prompt": item.prompt, "prompt_index": item.prompt_index,
+                "image_index": item.image_index, "seed": item.seed, "answer": "No artifacts", "labels": [],
+                "has_artifacts": False, "other_artifacts": None, "parse_issues": [], "reward": 0.5,
+                "nsfw_flagged": False}) + "\n")
+    settings = {"pipeline": pipeline, "lora": lora, "steps": 2, "guidance": 5.0, "seed": seed, "images_per_prompt": 2,
+                "prompts_source": "test", "classifier": "tiny-llava", "instruction_sha256": "0" * 64}
+    return write_eval_folder(config, settings, work, items)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def store(pairs, tmp_path):
 
 
 def test_pairs_items_models_and_images_that_do_not_tell_the_model(pairs):
-    assert len(pairs.items) == 12 and pairs.items[0].item_id == "p00000-i000" and pairs.items[0].seed == 0
+    assert len(pairs.items) == 12 and pairs.items[0].item_id == "p00000-i000"
     assert pairs.models == {"A": "tiny-sd", "B": "tiny-sd + LoRA lora"}
     a, b = pairs.images("p00003-i001")
     assert a.size == b.size == (256, 256)  # B's 320 px brought to A's size
@@ -149,7 +149,7 @@ def test_concurrent_double_submissions_store_one(store):
 
 def test_folders_that_do_not_pair_are_refused(study_folders, generation_folder, tmp_path):
     dir_a = study_folders[0]
-    other_seeds = generation_folder(tmp_path / "other", "tiny-sd", 32, 90, seed_offset=1)
+    other_seeds = generation_folder(tmp_path / "other", "tiny-sd", 32, 90, seed=1)
     with pytest.raises(PairsError, match=r"do not hold the same \(item_id, prompt, seed\) triples: 12 only in A"):
         StudyPairs(dir_a, other_seeds)
     with pytest.raises(PairsError, match="--b .*missing: no such folder"):
