@@ -261,8 +261,7 @@ def build_app(model, detection_model=None, *, reward_mode: str = "bertscore", ma
                                  + (f", {len(reference)} reference" if reference else "")))
         names = [r.name for r in good]
         first = names[0] if names else None
-        if os.environ.get("SYNARTIFACT_APP_TRIM"):
-            _release_freed_memory()
+        _release_freed_memory()
         return (status, rows, files, {"model": analyzer.model_label, "images": dicts}, dicts,
                 gr.update(choices=names, value=first), overlays, *_details(dicts, first))
 
