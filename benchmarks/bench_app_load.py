@@ -42,7 +42,7 @@ def main() -> int:
         argv = ["--model", model, "--detection-model", model, "--max-new-tokens", str(args.max_new_tokens),
                 "--detection-max-new-tokens", str(args.max_new_tokens), "--queue-size", str(args.queue_size)]
         with running_app(argv, Path(tmp) / "server.log") as (url, proc):
-            item = upload(url, SAMPLE_DIR / "sub_data_0/images/000000001.png")
+            item = upload(url, SAMPLE_DIR / "sub_data_0/images/000000037.png")
             burst(url, proc.pid, [item], n=2)  # warm-up: BERTScore backbone loaded, first-call costs paid
             result = burst(url, proc.pid, [item], n=args.requests)
     mib = 2**20

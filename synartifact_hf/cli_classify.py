@@ -14,6 +14,12 @@ Dataset rows are keyed ``<folder>::<config>/<split>/<image_id>``. Re-running wit
 where it stopped; a half-written last line is dropped first. The run ends with a summary of the whole
 output file: images per label, images with/without artifacts, unparsed answers, errors.
 
+``--model`` may also be the URL of an OpenAI-compatible server ending in ``/v1`` (vLLM, SGLang, TGI,
+``transformers serve``; :mod:`synartifact_hf.backends`): ``--concurrency`` requests in flight, each
+retried after connection errors, timeouts, 429 and 5xx. An image the server still does not answer gets
+no line (an unreadable image gets its error line as above); the run then exits 1, and the same command
+run again classifies exactly those.
+
 Example (a tiny random model: plumbing only, its labels are noise)::
 
     python -c "from synartifact_hf.tiny_models import build_tiny_llava; build_tiny_llava('tiny-llava')"

@@ -223,6 +223,12 @@ def _reference_labels(example) -> list[str]:
     return [get_class(label).name for label in example["labels"]]
 
 
+def _columns_without_images(ds, names) -> list[dict]:
+    """The rows of ``ds`` restricted to the columns ``names`` it has, read without decoding any image."""
+    table = ds.select_columns([name for name in names if name in ds.column_names])[:]
+    return [dict(zip(table, values)) for values in zip(*table.values())]
+
+
 def _load_split(dataset, config, split, max_samples):
     import datasets
 
@@ -322,9 +328,10 @@ def evaluate_checkpoint(
         classifier.close()  # a served classifier's threads and connections; a pipeline stays as it is
     outputs = gather_in_order(outputs, state)
 
-    references = [_reference_labels(example) for example in ds]
+    columns = _columns_without_images(ds, ("labels", "image_id") + (("completion",) if detection else ()))
+    references = [_reference_labels(example) for example in columns]
     records = []
-    for i, (example, out) in enumerate(zip(ds, outputs)):
+    for i, (example, out) in enumerate(zip(columns, outputs)):
         record = {
             "image_id": example.get("image_id", i),
             "references": references[i],
@@ -378,10 +385,10 @@ def write_report(report: EvaluationReport, output_dir, *, images=None, max_box_p
     )
     if images is not None and report.detection is not None:
         panels = []
-        for record, example in zip(report.predictions, images):
+        for i, record in enumerate(report.predictions):
             if not (record["boxes"] or record["reference_boxes"]):
                 continue
-            image = example["images"][0]
+            image = images[i]["images"][0]  # decoded only for the rows drawn
             w, h = image.size
 
             def to_pixels(boxes, w=w, h=h):

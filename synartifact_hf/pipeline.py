@@ -61,6 +61,11 @@ TASK = "artifact-classification"
 DEFAULT_MODEL = ("llava-hf/llava-1.5-7b-hf", "b234b804b114d9e37bb655e11cbbb5f5e971b7a9")
 
 
+def _generation_keys() -> set[str]:
+    """The parameters ``generate()`` takes from a call: GenerationConfig's fields and ``generation_config``."""
+    return {key for key in vars(GenerationConfig()) if not key.startswith("_")} | {"generation_config"}
+
+
 class ArtifactClassificationPipeline(Pipeline):
     """Classify the artifacts in synthetic images with a vision-language model.
 
@@ -77,8 +82,10 @@ class ArtifactClassificationPipeline(Pipeline):
             shared with generation).
         threshold (`float`): with scores, also return ``labels_above_threshold``: the options whose score
             is at least ``threshold`` (implies ``return_scores``).
-        generate_kwargs (`dict`): passed to ``generate()``. Decoding is greedy unless ``do_sample`` is
-            given explicitly.
+        generate_kwargs (`dict`): passed to ``generate()``; generation parameters (``do_sample``,
+            ``generation_config``, ``temperature``, ...) may also be given directly. Decoding is greedy
+            (whatever the checkpoint's own generation config says) unless the caller asks for sampling:
+            ``do_sample=True`` or a ``generation_config`` with ``do_sample=True``, at construction or per call.
         max_image_pixels (`int`): decompression-bomb cap (default ``MAX_IMAGE_PIXELS``).
         timeout (`float`): seconds to wait for an image URL.
 
@@ -121,8 +128,13 @@ class ArtifactClassificationPipeline(Pipeline):
         generate_kwargs=None,
         max_image_pixels=None,
         timeout=None,
+        **generation_params,
     ):
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        unknown = sorted(set(generation_params) - _generation_keys())
+        if unknown:
+            raise TypeError(f"{TASK} got unexpected parameter(s) {unknown}; generation parameters (do_sample, "
+                            "generation_config, temperature, ...) and the pipeline's own are accepted")
         if instruction is not None:
             preprocess_params["instruction"] = instruction
         if max_image_pixels is not None:
@@ -132,10 +144,12 @@ class ArtifactClassificationPipeline(Pipeline):
         if generate_kwargs is not None:
             forward_params["generate_kwargs"] = dict(generate_kwargs)
         if max_new_tokens is not None:
+            generation_params["max_new_tokens"] = max_new_tokens
+        for key, value in generation_params.items():  # per-call generation parameters, like generate()'s
             forward_params.setdefault("generate_kwargs", {})
-            if "max_new_tokens" in forward_params["generate_kwargs"]:
-                raise ValueError("max_new_tokens given twice: as a parameter and in generate_kwargs; pass it once")
-            forward_params["generate_kwargs"]["max_new_tokens"] = max_new_tokens
+            if key in forward_params["generate_kwargs"]:
+                raise ValueError(f"{key} given twice: as a parameter and in generate_kwargs; pass it once")
+            forward_params["generate_kwargs"][key] = value
         if threshold is not None:
             if not 0.0 <= float(threshold) <= 1.0:
                 raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
@@ -176,16 +190,30 @@ class ArtifactClassificationPipeline(Pipeline):
         inputs["instruction"] = instruction  # not a tensor: batched into a list, popped in _forward
         return inputs
 
+    def _caller_generate_kwargs(self, generate_kwargs: dict) -> dict:
+        """The generation settings the caller gave for this call, merged as ``_prepare_generate_kwargs``
+        merges them: a call's ``generation_config`` replaces the construction-time settings."""
+        if "generation_config" in generate_kwargs:
+            return generate_kwargs
+        return {**self._generate_kwargs, **generate_kwargs}
+
+    def _caller_sets_do_sample(self, generate_kwargs: dict) -> bool:
+        """Whether the caller chose the decoding mode: ``do_sample`` given (at construction, per call or in
+        ``generate_kwargs``) or a ``generation_config`` that samples. Only then is greedy not forced."""
+        settings = self._caller_generate_kwargs(generate_kwargs)
+        config = settings.get("generation_config")
+        return "do_sample" in settings or bool(getattr(config, "do_sample", False))
+
     def _forward(self, model_inputs, generate_kwargs=None, return_scores=False):
         instructions = model_inputs.pop("instruction")
         if not isinstance(instructions, list):
             instructions = [instructions]
         generate_kwargs = dict(generate_kwargs or {})
         overrides = {"return_dict_in_generate": True}
-        if "do_sample" not in generate_kwargs and "do_sample" not in self._generate_kwargs:
-            overrides["do_sample"] = False
+        if not self._caller_sets_do_sample(generate_kwargs):
+            overrides["do_sample"] = False  # greedy, even where the checkpoint's generation config samples
         if return_scores:
-            settings = {**self._generate_kwargs, **generate_kwargs}
+            settings = self._get_set_generation_params(self._caller_generate_kwargs(generate_kwargs))
             if settings.get("num_beams", 1) != 1 or settings.get("num_return_sequences", 1) != 1:
                 raise ValueError("return_scores needs one sequence per image (num_beams=1, num_return_sequences=1)")
             overrides["output_logits"] = True

@@ -332,6 +332,10 @@ class ArtifactReward:
         """Eq. 4 for answer texts (parsed here with ``parse_answer``); bertscore mode only."""
         from .parsing import parse_answer
 
+        if self.mode != "bertscore":
+            raise ValueError(f"rewards_from_answers scores answer texts, which needs mode='bertscore'; this reward "
+                             f"has mode={self.mode!r}, which scores the classifier's option likelihoods: call it "
+                             "on images, or on the pipeline's outputs with scores (rewards_from_outputs)")
         if isinstance(answers, str):
             raise TypeError("answers must be a list of strings, not a single string")
         outputs = []
@@ -351,7 +355,11 @@ class ArtifactReward:
             if not isinstance(out, dict) or "generated_text" not in out:
                 raise ValueError(f"Classifier output {i} must be a dict with 'generated_text' (the pipeline's "
                                  f"output contract), got {out!r:.200}")
-        answers = [out["generated_text"] if isinstance(out["generated_text"], str) else "" for out in outputs]
+            if not isinstance(out["generated_text"], str):
+                raise ValueError(f"Classifier output {i}: 'generated_text' must be the answer as a string (the "
+                                 f"pipeline's output contract), got {type(out['generated_text']).__name__} "
+                                 f"{out['generated_text']!r:.200}")
+        answers = [out["generated_text"] for out in outputs]
         labels = [list(out.get("labels") or []) for out in outputs]
         empty = [not a.strip() for a in answers]
         unparseable = [not e and not lab for e, lab in zip(empty, labels)]

@@ -20,8 +20,10 @@ from synartifact_hf.app.analysis import (
     MAX_IMAGES,
     ArtifactAnalyzer,
     UploadError,
+    answer_notes,
     decode_upload,
     detection_overlay,
+    model_label,
     read_detection,
     write_results,
 )
@@ -55,21 +57,54 @@ def test_core_and_pipeline_do_not_import_gradio():
     assert out.stdout.strip() == "[]"
 
 
-def test_decode_upload_refuses_bad_files_with_their_name():
+def test_decode_upload_refuses_bad_files_with_their_name_in_words_for_a_visitor(caplog):
     assert decode_upload(_png(30, 20), "ok.png").size == (30, 20)
-    with pytest.raises(UploadError, match=r"^notes\.txt is not an image this app can read"):
-        decode_upload(b"just text", "notes.txt")
-    with pytest.raises(UploadError, match=r"^cut\.png is not an image this app can read \(.*"):
-        decode_upload(_png(64, 64, "red")[:-30], "cut.png")
-    with pytest.raises(UploadError, match=r"^empty\.png is empty"):
-        decode_upload(b"", "empty.png")
-    # headers claiming 64 MP (over the pipeline's 50 MP cap) and 400 MP (PIL's own cap), in ~100 bytes
-    with pytest.raises(UploadError, match=r"^big\.png is too large: 8000x8000 = 64,000,000 pixels, over the limit"):
-        decode_upload(_declare_size(_png(8, 8), 8000, 8000), "big.png")
-    with pytest.raises(UploadError, match=r"^bomb\.png is too large: refused as a decompression bomb"):
-        decode_upload(_declare_size(_png(8, 8), 20_000, 20_000), "bomb.png")
+    unreadable = (r"is not an image this app can read: it may be damaged or cut off, or in another format "
+                  r"\(PNG, JPEG, WebP, GIF, BMP and TIFF work\)\.$")
+    cases = {
+        "notes.txt": (b"just text", r"^notes\.txt " + unreadable),
+        "cut.png": (_png(64, 64, "red")[:-30], r"^cut\.png " + unreadable),
+        "empty.png": (b"", r"^empty\.png is empty\.$"),
+        # headers claiming 64 MP (over the pipeline's 50 MP cap) and 400 MP (PIL's own cap), in ~100 bytes
+        "big.png": (_declare_size(_png(8, 8), 8000, 8000),
+                    r"^big\.png is 8,000 × 8,000 pixels \(64 megapixels\); this app takes images up to 50 megapixels\. "
+                    r"Please upload a smaller version\.$"),
+        "bomb.png": (_declare_size(_png(8, 8), 20_000, 20_000),
+                     r"^bomb\.png (is 20,000 × 20,000 pixels \(400 megapixels\)|has too many pixels); this app takes "
+                     r"images up to 50 megapixels\."),
+    }
+    with caplog.at_level("INFO", logger="synartifact_hf.app"):
+        for name, (data, pattern) in cases.items():
+            with pytest.raises(UploadError, match=pattern) as info:
+                decode_upload(data, name)
+            # no library hints, Python reprs or object addresses in what a visitor reads
+            for word in ("PIL", "max_image_pixels", "0x", "<_io", "Image.", "decompression", "bomb DOS"):
+                assert word not in str(info.value), (name, word)
+    # the details go to the server log, one line per refused file
+    records = [r for r in caplog.records if r.name == "synartifact_hf.app"]
+    assert [r.getMessage().split("'")[1] for r in records] == list(cases)
+    assert all("\n" not in r.getMessage() and r.exc_info is None for r in records)
+    assert "UnreadableImageError" in records[0].getMessage() and "ImageTooLargeError" in records[3].getMessage()
     with pytest.raises(TypeError, match="bytes of an upload"):
         decode_upload(str(SAMPLE), "path.png")  # a path is never opened
+
+
+def test_answer_notes_are_sentences_with_each_fragment_once():
+    assert answer_notes({"generated_text": "   "}) == ["The model's answer is empty."]
+    assert answer_notes({"generated_text": "1. Localized blur."}) == []
+    notes = answer_notes({"generated_text": "1. Purple sky.\n2. Purple sky.\n3. Localized blur.\n4. Odd hands."})
+    assert notes == ["Parts of the answer that match no option: “Purple sky”, “Odd hands”."]
+    notes = answer_notes({"generated_text": "zzz qqq"})
+    assert notes[0] == "None of the 14 options could be recognised in the answer." and "“zzz qqq”" in notes[1]
+    assert "contradicts itself" in " ".join(answer_notes({"generated_text": "1. No artifacts.\n2. Localized blur."}))
+
+
+def test_model_label_never_shows_the_server_path(tiny_llava_path, analyzer):
+    assert model_label(str(tiny_llava_path)) == tiny_llava_path.name
+    assert model_label(tiny_llava_path) == tiny_llava_path.name
+    assert model_label("someone/classifier") == "someone/classifier"  # a Hub id is a name
+    assert analyzer.model_label == tiny_llava_path.name and str(tiny_llava_path.parent) not in analyzer.model_label
+    assert model_label(analyzer.classifier) == tiny_llava_path.name  # a pipeline object: its model's folder name
 
 
 @pytest.fixture(scope="module")

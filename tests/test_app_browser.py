@@ -2,16 +2,14 @@
 127.0.0.1, driven by headless Chromium through selenium, and through gradio's API: the client gets what
 the pipeline returns, URLs and paths are refused, a burst of 50 requests is answered or refused cleanly.
 
-One app server for the whole module. Screenshots go to the test's temp folder (the page after a sample
-was analysed is also copied to docs/app.png when SYNARTIFACT_UPDATE_SCREENSHOT=1).
+One app server for the whole module. Screenshots go to the test's temp folder (docs/app.png is taken with
+the demo's fine-tuned classifier by docs/app_screenshot.py).
 """
 
 from __future__ import annotations
 
 import http.server
 import io
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -33,7 +31,7 @@ def app(tiny_llava_path, tmp_path_factory):
     log = tmp_path_factory.mktemp("app") / "server.log"
     with running_app(["--model", str(tiny_llava_path), "--detection-model", str(tiny_llava_path), *TOKENS,
                       "--queue-size", str(QUEUE)], log) as (url, proc):
-        yield url, proc
+        yield url, proc, log
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +98,6 @@ def test_upload_analyze_shows_labels_and_chart(page, tmp_path):
     page.save_screenshot(str(tmp_path / "reward.png"))
     _tab(page, "Classification")
     page.save_screenshot(str(tmp_path / "classification.png"))
-    if os.environ.get("SYNARTIFACT_UPDATE_SCREENSHOT"):
-        shutil.copy(tmp_path / "classification.png", ROOT / "docs" / "app.png")
 
 
 def test_non_image_gives_a_message_and_the_next_image_works(page, tmp_path):
@@ -154,6 +150,9 @@ def test_client_gets_what_the_pipeline_returns(app, tiny_llava_path):
 
     outputs = Client(app[0], verbose=False).predict([{"image": handle_file(str(SAMPLE))}], api_name="/analyze")
     (report,) = outputs[3]["images"]
+    # visitors see the model's name, never the server's path
+    assert outputs[3]["model"] == tiny_llava_path.name and f"`{tiny_llava_path.name}`" in outputs[0]
+    assert str(tiny_llava_path) not in str(outputs)
     direct = load_pipeline(str(tiny_llava_path))(load_image(SAMPLE), max_new_tokens=12, return_scores=True)
     got = report["classification"]
     assert {k: v for k, v in got.items() if k != "scores"} == {k: v for k, v in direct.items() if k != "scores"}
@@ -196,16 +195,21 @@ def test_api_refuses_urls_and_paths_and_fetches_nothing(app):
             if name == "url as path":
                 assert "never fetches a URL" in message["error"]
             elif name in ("server path", "system file"):
-                assert "not uploaded by a user" in message["error"]
+                assert message["error"] == "Only images uploaded to this app are accepted (a path on the server is not)."
     finally:
         server.shutdown()
     assert _Recorder.hits == []
+    # each refused path or URL is one line in the server's log, not a traceback
+    log = app[2].read_text()
+    assert log.count("refused a path sent to the API") == 2 and "/etc/hostname" in log
+    assert log.count("refused a URL sent to the API") >= 1
+    assert "InvalidPathError" not in log and "gradio.exceptions.Error" not in log
     kind, outputs = call_analyze(app[0], [])  # an empty submit: a message, not an error
     assert kind == "complete" and outputs[0].startswith("**No image was given")
 
 
 def test_burst_of_50_requests_is_answered_or_refused_with_bounded_memory(app):
-    url, proc = app
+    url, proc, _ = app
     item = upload(url, SAMPLE)
 
     def check(outputs):

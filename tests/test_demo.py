@@ -104,3 +104,21 @@ def test_demo_compares_the_tiny_sd_before_and_after_ddpo(demo_run):
     assert result["pairs"] == 8 and result["prompts"] == 4
     assert 0.0 <= result["artifact_rate"]["p_mcnemar"] <= 1.0
     assert "before vs after DDPO" in printed and "A toy" in printed
+
+
+def test_reference_answers_are_read_without_decoding_images(tmp_path, monkeypatch):
+    import datasets
+    from datasets.features import Image as ImageFeature
+
+    from synartifact_hf.data import build_sample_dataset
+    from synartifact_hf.demo import reference_answers
+
+    folder = build_sample_dataset(tmp_path / "synartifact-1k", configs=["classification"], progress=False)
+    test = datasets.load_dataset(str(folder), "classification", split="test")
+    expected = [row["completion"][0]["content"][0]["text"] for row in test]
+    decoded = []
+    decode = ImageFeature.decode_example
+    monkeypatch.setattr(ImageFeature, "decode_example",
+                        lambda self, value, token_per_repo_id=None: decoded.append(value) or decode(self, value))
+    assert reference_answers(test) == expected and all(text.strip() for text in expected)
+    assert decoded == []

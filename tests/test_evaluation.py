@@ -99,6 +99,33 @@ def test_detection_end_to_end_with_tiny_model(tiny_llava_path, sample_dataset, t
     assert (tmp_path / "report.json").is_file()
 
 
+@pytest.mark.parametrize("config", ["classification", "detection"])
+def test_each_image_is_decoded_once(tiny_llava_path, sample_dataset, tmp_path, monkeypatch, config):
+    """Labels, ids and reference answers are read without the image column: the only decoding is the
+    classifier's pass over the rows (and, for detection, the rows drawn in the box figure)."""
+    from datasets import load_dataset
+    from datasets.features import Image as ImageFeature
+
+    decoded = []
+    decode = ImageFeature.decode_example
+
+    def counting_decode(self, value, token_per_repo_id=None):
+        decoded.append(value.get("path"))
+        return decode(self, value, token_per_repo_id=token_per_repo_id)
+
+    monkeypatch.setattr(ImageFeature, "decode_example", counting_decode)
+    test = load_dataset(str(sample_dataset), config, split="test").select(range(3))
+    for row in test:  # what one pass over the rows decodes (datasets decodes a list's first image twice)
+        assert row["images"]
+    per_pass = len(decoded)
+    decoded.clear()
+    report = evaluate_checkpoint(tiny_llava_path, sample_dataset, config=config, output_dir=tmp_path, max_samples=3,
+                                 max_new_tokens=2, progress=False)
+    drawn = sum(bool(r["boxes"] or r["reference_boxes"]) for r in report.predictions) if config == "detection" else 0
+    assert len(decoded) == per_pass * (report.num_examples + drawn) // 3
+    assert [r["image_id"] for r in report.predictions] == test["image_id"]
+
+
 def test_cli_evaluate(tiny_llava_path, sample_dataset, tmp_path, capsys):
     from synartifact_hf import cli
 

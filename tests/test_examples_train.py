@@ -232,3 +232,18 @@ def test_other_architecture_idefics3_lora(train_script, tiny_idefics3_path, samp
     assert all(_changed(before, after, "model.connector.").values())
     text = _changed(before, after, "model.text_model.")
     assert any(text.values()) and not any(v for k, v in text.items() if "embed_tokens" in k or "norm" in k)
+
+
+def test_train_classifier_leaves_the_callers_push_to_hub_as_given(train_script, tmp_path):
+    """train_classifier pushes once at the end itself, so its trainer must not push; the caller's
+    arguments must not change for that, also when the run fails early (here: an incomplete Stage-1 set)."""
+    from synartifact_hf.training.sft import train_classifier
+
+    script_args, training_args, model_args = _parse(
+        train_script, "--stage1_vision_tower", tmp_path / "tower", "--dataset_name", tmp_path / "data",
+        "--output_dir", tmp_path / "out", "--use_cpu", "true", "--report_to", "none",
+    )
+    training_args.push_to_hub = True  # set after parsing: TrainingArguments would look up a Hub login
+    with pytest.raises(ValueError, match="Stage-1 assembly needs all of"):
+        train_classifier(script_args, training_args, model_args)
+    assert training_args.push_to_hub is True

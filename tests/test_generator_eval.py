@@ -52,6 +52,37 @@ def test_prompt_sources(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
+# sampling: the class model_index.json names, one seed per image whatever the batch
+
+
+@pytest.mark.parametrize("fixture,cls", [("tiny_sd_path", "StableDiffusionPipeline"),
+                                         ("tiny_sdxl_path", "StableDiffusionXLPipeline")])
+def test_sampling_loads_the_named_class_and_seeds_each_image(fixture, cls, request, tmp_path):
+    from synartifact_hf.generator_eval.sampling import GeneratorSettings, load_text_to_image, sample
+
+    pipe = load_text_to_image(request.getfixturevalue(fixture), device="cpu")
+    assert type(pipe).__name__ == cls
+    settings = GeneratorSettings(steps=2).resolved(pipe)
+    assert settings["steps"] == 2 and isinstance(settings["guidance"], float)  # the pipeline's default, recorded
+    seeds = [item_seed(0, 0, 0), item_seed(0, 1, 0)]
+    batch, flags = sample(pipe, ["a cat", "a dog"], seeds, settings)
+    alone, _ = sample(pipe, ["a dog"], seeds[1:], settings)
+    assert flags == [None, None]  # no safety checker in the tiny pipelines
+    # the same seed gives the same image in a batch of two or alone (batched float math: at most 1 level off)
+    assert np.abs(np.asarray(batch[1], dtype=int) - np.asarray(alone[0], dtype=int)).max() <= 1
+    assert np.abs(np.asarray(batch[0], dtype=int) - np.asarray(batch[1], dtype=int)).max() > 1
+    with pytest.raises(FileNotFoundError, match="expected a folder with a .safetensors LoRA"):
+        load_text_to_image(request.getfixturevalue(fixture), lora=tmp_path, device="cpu")
+
+
+def test_sampling_refuses_a_folder_without_model_index(tmp_path):
+    from synartifact_hf.generator_eval.sampling import load_text_to_image
+
+    with pytest.raises(FileNotFoundError, match="no model_index.json"):
+        load_text_to_image(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
 # the output folder and the comparison, from known records (no models)
 
 

@@ -255,6 +255,46 @@ def test_bad_inputs_have_clear_errors(llava, tmp_path):
         llava(_noise(0), return_scores=True, generate_kwargs={"num_beams": 2}, max_new_tokens=2)
 
 
+def _answers(classifier, seeds=range(4), **kwargs) -> set[str]:
+    texts = set()
+    for seed in seeds:
+        torch.manual_seed(seed)
+        texts.add(classifier(_noise(0), max_new_tokens=8, **kwargs)["generated_text"])
+    return texts
+
+
+def test_greedy_by_default_and_every_way_of_asking_for_sampling_samples(llava, tiny_llava_path):
+    from transformers import GenerationConfig
+
+    # a checkpoint whose own generation config samples is still decoded greedily unless the caller asks
+    llava.model.generation_config.do_sample = True
+    try:
+        assert len(_answers(llava)) == 1
+        assert len(_answers(llava, generation_config=GenerationConfig(max_new_tokens=8))) == 1
+        assert len(_answers(llava, generate_kwargs={"do_sample": False})) == 1
+    finally:
+        llava.model.generation_config.do_sample = False
+    sampling = {
+        "do_sample per call": {"do_sample": True},
+        "generation_config per call": {"generation_config": GenerationConfig(do_sample=True, max_new_tokens=8)},
+        "do_sample in generate_kwargs": {"generate_kwargs": {"do_sample": True}},
+        "generation_config in generate_kwargs": {"generate_kwargs": {"generation_config": GenerationConfig(do_sample=True)}},
+    }
+    for how, kwargs in sampling.items():
+        assert len(_answers(llava, **kwargs)) > 1, how
+    for how, kwargs in {"do_sample": {"do_sample": True},
+                        "generation_config": {"generation_config": GenerationConfig(do_sample=True)}}.items():
+        at_construction = pipeline(TASK, model=llava.model, processor=llava.processor, **kwargs)
+        assert len(_answers(at_construction)) > 1, f"{how} at construction"
+    # sampling and scores: the scores come from the prefix, so they do not depend on the sampled answer
+    out = llava(_noise(0), max_new_tokens=4, return_scores=True, do_sample=True)
+    assert sum(out["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="num_beams"):  # beams asked through a generation_config are seen too
+        llava(_noise(0), return_scores=True, generation_config=GenerationConfig(num_beams=2, max_new_tokens=2))
+    with pytest.raises(TypeError, match="unexpected parameter.*'sample'"):
+        llava(_noise(0), sample=True)
+
+
 def test_idefics3_architecture(idefics3):
     out = idefics3([_noise(0), _noise(1, 70, 20)], max_new_tokens=4, return_scores=True)
     assert all(set(o) == KEYS | {"scores"} for o in out)

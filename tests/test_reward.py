@@ -204,6 +204,17 @@ def test_bad_inputs_raise_clear_errors(reward):
             [{"generated_text": "x", "scores": {name: 0.5 for name in PHRASES}}])
 
 
+def test_answers_that_are_not_text_and_answers_in_likelihood_mode_are_refused():
+    message = [{"role": "assistant", "content": "1. No artifacts."}]  # a chat message list, not the answer text
+    for mode in ("bertscore", "likelihood"):
+        with pytest.raises(ValueError, match=r"output 1: 'generated_text' must be the answer as a string.*got list"):
+            ArtifactReward(mode=mode, device="cpu").rewards_from_outputs(
+                [{"generated_text": "1. No artifacts."}, {"generated_text": message}])
+    # likelihood mode scores option likelihoods, which answer texts do not carry: the mode is what is wrong
+    with pytest.raises(ValueError, match=r"needs mode='bertscore'; this reward has mode='likelihood'"):
+        ArtifactReward(mode="likelihood").rewards_from_answers(["1. No artifacts."])
+
+
 def test_concurrent_first_calls_from_a_thread_pool():
     """DDPO trainers may compute rewards in a thread pool; lazy loading must not race."""
     from concurrent.futures import ThreadPoolExecutor

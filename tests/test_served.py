@@ -402,3 +402,22 @@ def test_server_killed_mid_run_then_rerun_completes_every_image_once(server, tmp
     assert sorted(r["image"] for r in final) == sorted(str(p.resolve()) for p in images.glob("*.png"))
     assert len(final) == 12 and not any("error" in r for r in final)
     assert final[: len(first)] == first
+
+
+def test_eval_generator_with_a_served_classifier(server, in_process, tiny_sd_path, tiny_llava_path, tmp_path):
+    """eval-generator's classifier behind the server: the same answers as in-process for the images it drew,
+    and the folder names the served model, not a path on the server."""
+    import datasets
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na cat\n", encoding="utf-8")
+    out = tmp_path / "eval-served"
+    assert _cli("eval-generator", tiny_sd_path, "--prompts", prompts, "--images-per-prompt", 1, "--classifier",
+                server.url, "--concurrency", 2, "--output", out, "--steps", 2, "--max-new-tokens", TOKENS,
+                "--resamples", 100) == 0
+    rows = datasets.load_dataset(str(out), split="train")
+    local = in_process.classify(list(rows["image"]))
+    assert [a.strip() for a in rows["answer"]] == [r["generated_text"].strip() for r in local]
+    assert rows["labels"] == [r["labels"] for r in local]
+    classifier = json.loads((out / "generation.json").read_text())["classifier"]
+    assert server.url in classifier and str(tiny_llava_path) not in classifier

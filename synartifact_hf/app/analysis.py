@@ -16,7 +16,10 @@ with an ``error`` message for the page instead of an exception, so one bad file 
 >>> decode_upload(b"hello", "notes.png")
 Traceback (most recent call last):
 ...
-synartifact_hf.app.analysis.UploadError: notes.png is not an image this app can read (cannot identify image file ...)
+synartifact_hf.app.analysis.UploadError: notes.png is not an image this app can read: it may be damaged or cut off, or in another format (PNG, JPEG, WebP, GIF, BMP and TIFF work).
+
+The messages are worded for the person at the browser; what went wrong in detail goes to the server's
+log, one line per refused file (logger ``synartifact_hf.app``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -32,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..atomic import write_text_atomic
-from ..images import MAX_IMAGE_PIXELS, ImageTooLargeError, load_image
+from ..images import MAX_IMAGE_PIXELS, ImageTooLargeError, UnreadableImageError, load_image
 from ..taxonomy import NAMES, NO_ARTIFACTS_ID
 
 __all__ = [
@@ -41,8 +45,10 @@ __all__ = [
     "ArtifactAnalyzer",
     "ImageReport",
     "UploadError",
+    "answer_notes",
     "decode_upload",
     "detection_overlay",
+    "model_label",
     "read_detection",
     "results_table",
     "sample_references",
@@ -55,30 +61,87 @@ MAX_IMAGES = 16
 # Bytes per uploaded file, refused before decoding (the server's upload limit is set to the same).
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 TABLE_COLUMNS = ("image", "verdict", "labels", "other artifacts", "reward", "boxes", "error")
+READABLE_FORMATS = "PNG, JPEG, WebP, GIF, BMP and TIFF"
+
+logger = logging.getLogger("synartifact_hf.app")
 
 
 class UploadError(ValueError):
-    """An upload the app cannot analyse; the message is shown in the page as it is."""
+    """An upload the app cannot analyse; the message, worded for a visitor, is shown in the page as it is."""
+
+
+def _megabytes(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB"
+
+
+def _too_large(name: str, err: ImageTooLargeError) -> str:
+    if err.num_bytes is not None:
+        return f"{name} is {_megabytes(err.num_bytes)}; this app takes files up to {_megabytes(err.limit)}."
+    limit = f"this app takes images up to {err.limit / 1e6:g} megapixels. Please upload a smaller version."
+    if err.width is None or err.height is None:
+        return f"{name} has too many pixels; {limit}"
+    return f"{name} is {err.width:,} × {err.height:,} pixels ({err.width * err.height / 1e6:.0f} megapixels); {limit}"
 
 
 def decode_upload(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS):
     """RGB ``PIL.Image`` from the bytes of an upload, refusing non-images, truncated files and images over
-    ``max_pixels`` (from the header, before decoding) with an :class:`UploadError` naming ``name``."""
+    ``max_pixels`` (from the header, before decoding) with an :class:`UploadError` naming ``name``, worded
+    for a visitor; the technical reason goes to the server log as one line."""
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"decode_upload takes the bytes of an upload, got {type(data).__name__}")
-    if not data:
-        raise UploadError(f"{name} is empty (0 bytes)")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadError(f"{name} is {len(data):,} bytes, over the limit of {MAX_UPLOAD_BYTES:,} bytes per file")
     try:
-        # bytes are always given, so load_image never opens a path or a URL here
-        return load_image({"bytes": bytes(data), "path": None}, max_pixels=max_pixels)
-    except ImageTooLargeError as err:
-        reason = str(err).removeprefix("Image image bytes ").removeprefix("is ")  # the name leads instead
-        raise UploadError(f"{name} is too large: {reason}") from err
-    except ValueError as err:
-        reason = str(err).split(": ", 1)[-1]
-        raise UploadError(f"{name} is not an image this app can read ({reason})") from err
+        if not data:
+            raise UploadError(f"{name} is empty.")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise UploadError(f"{name} is {_megabytes(len(data))}; this app takes files up to "
+                              f"{_megabytes(MAX_UPLOAD_BYTES)}.")
+        try:
+            # bytes are always given, so load_image never opens a path or a URL here
+            return load_image({"bytes": bytes(data), "path": None}, max_pixels=max_pixels)
+        except ImageTooLargeError as err:
+            raise UploadError(_too_large(name, err)) from err
+        except UnreadableImageError as err:
+            raise UploadError(f"{name} is not an image this app can read: it may be damaged or cut off, or in "
+                              f"another format ({READABLE_FORMATS} work).") from err
+    except UploadError as err:
+        detail = f" ({type(err.__cause__).__name__}: {err.__cause__})" if err.__cause__ is not None else ""
+        logger.info("refused upload %r, %d bytes: %s%s", name, len(data), err, detail)
+        raise
+
+
+def model_label(model) -> str:
+    """The name visitors see for ``model``: a Hub id as it is, a local checkpoint by its folder's name (never
+    the server's path), a pipeline object by its model's ``name_or_path`` read the same way."""
+    if not isinstance(model, (str, os.PathLike)):
+        model = getattr(getattr(model, "model", None), "name_or_path", "") or type(model).__name__
+    name = os.fspath(model)
+    if os.path.isabs(name) or os.path.exists(name) or name.startswith((".", "~")):
+        return Path(name).expanduser().resolve().name or name
+    return name
+
+
+def answer_notes(record: dict) -> list[str]:
+    """What a visitor should know about how the model's answer was read, in sentences (the pipeline's
+    ``parse_issues`` are terse notes for developers): empty answer, no option recognised, the parts that
+    match no option (each once), conflicts."""
+    from ..parsing import parse_answer
+
+    text = record.get("generated_text")
+    if not isinstance(text, str) or not text.strip():
+        return ["The model's answer is empty."]
+    parsed = parse_answer(text)
+    notes = []
+    if not parsed.labels:
+        notes.append("None of the 14 options could be recognised in the answer.")
+    unmapped = list(dict.fromkeys(u.strip() for u in parsed.unmapped if u.strip()))
+    if unmapped:
+        shown = ", ".join(f"“{u[:60]}{'…' if len(u) > 60 else ''}”" for u in unmapped[:5])
+        more = f" and {len(unmapped) - 5} more" if len(unmapped) > 5 else ""
+        notes.append(f"Parts of the answer that match no option: {shown}{more}.")
+    if parsed.conflict:
+        notes.append("The answer contradicts itself (for example “No artifacts” together with artifacts); "
+                     "the artifacts it names are kept.")
+    return notes
 
 
 @lru_cache(maxsize=1)
@@ -168,11 +231,13 @@ class ArtifactAnalyzer:
         served_model: with a server URL ending in ``/v1`` as ``model`` / ``detection_model`` (the served
             classifier of :mod:`synartifact_hf.backends`): the server's model. A served classifier gives
             no option scores (the chart stays empty) and no likelihood reward.
+        label: the model's name shown to visitors (status line, JSON); default :func:`model_label` (a
+            served classifier: its backend's identity), which never shows the server's file system.
     """
 
     def __init__(self, model, detection_model=None, *, reward_mode: str = "bertscore", max_new_tokens: int = 128,
                  detection_max_new_tokens: int = 256, max_image_pixels: int = MAX_IMAGE_PIXELS, device=None,
-                 served_model: str | None = None):
+                 served_model: str | None = None, label: str | None = None):
         from ..backends import is_served_model, open_classifier
         from ..instructions import detection_instruction
         from ..reward import ArtifactReward
@@ -194,10 +259,12 @@ class ArtifactAnalyzer:
                                             instruction=detection_instruction(), max_new_tokens=detection_max_new_tokens)
         else:  # the same checkpoint is loaded once
             self.detector = self.classifier if same else self._pipeline(detection_model, device)
-        if is_served_model(model):
-            self.model_name = self.classifier.identity  # the server's address and model name, no key
+        if label:
+            self.model_label = label
+        elif is_served_model(model):
+            self.model_label = self.classifier.identity  # the server's address and model name, no key
         else:
-            self.model_name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else self.classifier.model.name_or_path
+            self.model_label = model_label(model if isinstance(model, (str, os.PathLike)) else self.classifier)
         self.reward = ArtifactReward(classifier=None, mode=reward_mode, device="cpu")
         self.max_new_tokens = max_new_tokens
         self.detection_max_new_tokens = detection_max_new_tokens

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..backends import MODEL_HELP
 
     parser.add_argument("--model", required=True, help=MODEL_HELP)
+    parser.add_argument("--model-label", default=None,
+                        help="the model's name shown to visitors (default: the Hub id, or the checkpoint folder's "
+                             "name; the server's path is never shown)")
     parser.add_argument("--detection-model", default=None,
                         help="detection checkpoint folder or Hub id (may equal --model); default: no detection")
     parser.add_argument("--served-model", default=None, metavar="NAME",
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("app: error: the web app needs gradio; install it with `pip install 'synartifact-hf[app]'`")
         return 1
-    settings = {"reward_mode": args.reward_mode, "max_new_tokens": args.max_new_tokens,
+    settings = {"reward_mode": args.reward_mode, "max_new_tokens": args.max_new_tokens, "model_label": args.model_label,
                 "detection_max_new_tokens": args.detection_max_new_tokens}
     if args.export_space:
         from .space import export_space

@@ -24,7 +24,7 @@ from synartifact_hf.app import build_app
 from synartifact_hf.app.ui import launch_app
 
 demo = build_app({model!r}, {detection!r}, reward_mode={reward_mode!r}, max_new_tokens={max_new_tokens!r},
-                 detection_max_new_tokens={detection_max_new_tokens!r})
+                 detection_max_new_tokens={detection_max_new_tokens!r}, model_label={model_label!r})
 
 if __name__ == "__main__":
     # Spaces set GRADIO_SERVER_NAME=0.0.0.0 and the port; elsewhere this binds 127.0.0.1.
@@ -68,7 +68,7 @@ Run it locally with `pip install -r requirements.txt && python app.py`.
 
 def space_files(model: str, detection_model: str | None = None, *, title: str = "SynArtifact",
                 reward_mode: str = "bertscore", max_new_tokens: int = 128,
-                detection_max_new_tokens: int = 256) -> dict[str, str]:
+                detection_max_new_tokens: int = 256, model_label: str | None = None) -> dict[str, str]:
     """``{file name: text}`` of the Space folder for Hub model ``model`` (a Hub id or a folder name)."""
     import platform
     from importlib.metadata import version
@@ -80,7 +80,8 @@ def space_files(model: str, detection_model: str | None = None, *, title: str = 
     if not model or not isinstance(model, str):
         raise ValueError(f"model must be a Hub model id such as your-name/your-classifier, got {model!r}")
     app = APP_PY.format(model=model, detection=detection_model, reward_mode=reward_mode,
-                        max_new_tokens=max_new_tokens, detection_max_new_tokens=detection_max_new_tokens)
+                        max_new_tokens=max_new_tokens, detection_max_new_tokens=detection_max_new_tokens,
+                        model_label=model_label)
     models = [model] + ([detection_model] if detection_model and detection_model != model else [])
     readme = README.format(
         title=title, gradio_version=gradio.__version__, python_version=".".join(platform.python_version_tuple()[:2]),

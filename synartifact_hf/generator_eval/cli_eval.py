@@ -30,11 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-config", default=None, help="dataset config (default: its default)")
     parser.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
     parser.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt (default: %(default)s)")
-    parser.add_argument("--classifier", required=True,
-                        help="artifact classifier: checkpoint folder, Hub id, or an OpenAI-compatible server URL "
-                             "ending in /v1 (with --served-model)")
-    parser.add_argument("--served-model", default=None, help="model name on the server (served classifier)")
-    parser.add_argument("--concurrency", type=int, default=16, help="parallel requests to a served classifier")
+    from ..backends import MODEL_HELP, add_served_arguments
+
+    parser.add_argument("--classifier", required=True, help="the artifact classifier: " + MODEL_HELP)
     parser.add_argument("--instruction-file", default=None, help="classifier instruction (default: the paper's Fig. 11)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="classifier answer length cap")
     parser.add_argument("--output", required=True, help="output folder (a new Hub-ready dataset folder)")
@@ -52,11 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device with one process (default: CUDA if available)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    add_served_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..backends import ServedClassifierError, served_settings
     from .prompt_sets import load_prompts
     from .run import EvalConfig, run_eval
 
@@ -72,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
         pipeline=args.pipeline, prompts=prompts.prompts, prompts_source=prompts.source, classifier=args.classifier,
         output=args.output, lora=args.lora, images_per_prompt=args.images_per_prompt, seed=args.seed,
         steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, dtype=args.dtype,
-        batch_size=args.batch_size, classifier_batch_size=args.classifier_batch_size, served_model=args.served_model,
-        concurrency=args.concurrency, max_new_tokens=args.max_new_tokens, instruction=instruction, device=args.device,
+        batch_size=args.batch_size, classifier_batch_size=args.classifier_batch_size, served=served_settings(args),
+        max_new_tokens=args.max_new_tokens, instruction=instruction, device=args.device,
         overwrite=args.overwrite, resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
     )
-    out = run_eval(config)
+    try:
+        out = run_eval(config)
+    except ServedClassifierError as err:
+        raise SystemExit(f"eval-generator: error: {err}") from None
     if out is not None:
         import json
 

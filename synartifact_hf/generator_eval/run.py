@@ -54,8 +54,7 @@ class EvalConfig:
     dtype: str = "float32"
     batch_size: int = 4
     classifier_batch_size: int = 8
-    served_model: str | None = None
-    concurrency: int = 16
+    served: dict = field(default_factory=dict)  # open_classifier's served_model / concurrency / timeout / max_retries
     max_new_tokens: int | None = None
     instruction: str | None = None
     device: str | None = None
@@ -196,9 +195,8 @@ def run_eval(config: EvalConfig) -> Path | None:
         _check_settings(work, _requested(config), partial=True)
         images_dir.mkdir(parents=True, exist_ok=True)
 
-    classifier = open_classifier(config.classifier, served_model=config.served_model, device=device,
-                                 batch_size=config.classifier_batch_size, max_new_tokens=config.max_new_tokens,
-                                 instruction=config.instruction, concurrency=config.concurrency)
+    classifier = open_classifier(config.classifier, device=device, batch_size=config.classifier_batch_size,
+                                 max_new_tokens=config.max_new_tokens, instruction=config.instruction, **config.served)
     pipe = load_text_to_image(config.pipeline, lora=config.lora, device=device, dtype=config.dtype)
     resolved = GeneratorSettings(config.steps, config.guidance, config.height, config.width).resolved(pipe)
     settings = _settings(config, resolved, classifier)

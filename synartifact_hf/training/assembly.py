@@ -199,16 +199,24 @@ def assemble_llava(
     The projector shapes are checked against the parts (``linear_1``: vision hidden -> text hidden,
     ``linear_2``: text hidden -> text hidden); a mismatch raises ``ValueError`` naming both.
     """
-    import torch
-    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
-    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
-
     tower = _load_vision_tower(vision_tower, dtype)
     lm, tokenizer = _load_language_model(language_model, tokenizer, dtype)
     weights = load_projector_weights(projector_weights)
+    _check_projector_shapes(weights, tower.config, lm.config)
+    image_token_id = _add_special_tokens(tokenizer, lm, image_token)
+    config = _llava_config(tower.config, lm.config, image_token_id, tokenizer.pad_token_id,
+                           projector_hidden_act=projector_hidden_act, vision_feature_layer=vision_feature_layer,
+                           vision_feature_select_strategy=vision_feature_select_strategy)
+    model = _join_parts(config, tower, lm, weights)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    processor = _llava_processor(tower.config, tokenizer, image_processor, chat_template=chat_template,
+                                 image_token=image_token, pad_to_square=pad_to_square,
+                                 vision_feature_select_strategy=vision_feature_select_strategy)
+    return model, processor
 
-    vcfg, tcfg = tower.config, lm.config
+
+def _check_projector_shapes(weights: dict, vcfg, tcfg) -> None:
+    """``linear_1``: vision hidden -> text hidden, ``linear_2``: text hidden -> text hidden."""
     expected = {
         "linear_1.weight": (tcfg.hidden_size, vcfg.hidden_size),
         "linear_1.bias": (tcfg.hidden_size,),
@@ -222,7 +230,10 @@ def assemble_llava(
                 f"{vcfg.hidden_size}) and language model (hidden {tcfg.hidden_size}) need {shape}"
             )
 
-    # Tokenizer: the image placeholder and a pad token (original LLaVA v1 pads with unk).
+
+def _add_special_tokens(tokenizer, lm, image_token: str) -> int:
+    """Add the image placeholder and a pad token (original LLaVA v1 pads with unk), growing the language
+    model's embeddings when the vocabulary grew; returns the image token's id."""
     added = tokenizer.add_special_tokens({"additional_special_tokens": [image_token]},
                                          replace_additional_special_tokens=False) if image_token not in tokenizer.get_vocab() else 0
     if tokenizer.pad_token is None:
@@ -232,10 +243,13 @@ def assemble_llava(
             added += tokenizer.add_special_tokens({"pad_token": "<pad>"})
     if added or len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64, mean_resizing=False)
-        tcfg = lm.config
-    image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+    return tokenizer.convert_tokens_to_ids(image_token)
 
-    patches = (vcfg.image_size // vcfg.patch_size) ** 2
+
+def _llava_config(vcfg, tcfg, image_token_id: int, pad_token_id: int, *, projector_hidden_act: str,
+                  vision_feature_layer: int, vision_feature_select_strategy: str):
+    from transformers import LlavaConfig
+
     config = LlavaConfig(
         vision_config=vcfg.to_dict(),
         text_config=tcfg.to_dict(),
@@ -243,12 +257,20 @@ def assemble_llava(
         projector_hidden_act=projector_hidden_act,
         vision_feature_layer=vision_feature_layer,
         vision_feature_select_strategy=vision_feature_select_strategy,
-        image_seq_length=patches,
+        image_seq_length=(vcfg.image_size // vcfg.patch_size) ** 2,
         multimodal_projector_bias=True,
         tie_word_embeddings=getattr(tcfg, "tie_word_embeddings", False),
     )
-    config.pad_token_id = tokenizer.pad_token_id
-    config.text_config.pad_token_id = tokenizer.pad_token_id
+    config.pad_token_id = pad_token_id
+    config.text_config.pad_token_id = pad_token_id
+    return config
+
+
+def _join_parts(config, tower, lm, weights: dict):
+    """The LLaVA model holding ``tower``, ``lm``'s modules and the projector (in the LM's dtype)."""
+    import torch
+    from transformers import LlavaForConditionalGeneration
+    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
     # Build the shell on the meta device (no 7B random init), then put the real parts in.
     with torch.device("meta"):
@@ -265,15 +287,20 @@ def assemble_llava(
         raise RuntimeError(f"Assembly left uninitialized tensors: {left_on_meta[:5]}")
     if getattr(lm, "generation_config", None) is not None:
         model.generation_config = lm.generation_config
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.eval()
+    return model.eval()
+
+
+def _llava_processor(vcfg, tokenizer, image_processor, *, chat_template, image_token: str, pad_to_square: bool,
+                     vision_feature_select_strategy: str):
+    from transformers import LlavaProcessor
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
     if image_processor is None:
         size = vcfg.image_size
         image_processor = LlavaImageProcessorPil(
             size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_pad=pad_to_square
         )
-    processor = LlavaProcessor(
+    return LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=vcfg.patch_size,
@@ -283,4 +310,3 @@ def assemble_llava(
         # The CLS token is in the tower's output; "default" drops it, "full" keeps it.
         num_additional_image_tokens=1,
     )
-    return model, processor

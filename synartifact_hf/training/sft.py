@@ -12,6 +12,7 @@ Importing this module imports TRL (its argument dataclasses derive from ``trl.Sc
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 
@@ -226,7 +227,10 @@ def train_classifier(script_args, training_args, model_args) -> SFTRun | None:
     from .model_card import write_model_card
 
     # Push once, at the end, with our model card (the Trainer would push every save with its own card).
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    # The trainer gets a copy saying so; the caller's arguments are left as they were given.
+    push_to_hub = training_args.push_to_hub
+    training_args = copy.copy(training_args)
+    training_args.push_to_hub = False
 
     model, processor = load_model_and_processor(model_args)
     lora_config = None

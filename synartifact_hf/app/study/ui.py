@@ -84,15 +84,19 @@ def build_study_app(pairs: StudyPairs, store: StudyStore, *, queue_size: int = Q
     """The study page as a ``gradio.Blocks`` (queued); ``store`` must be bound to ``pairs``' items."""
     exports: deque[Path] = deque()
     files = _ImageFiles()
+    image_paths: dict[str, tuple[str, str]] = {}  # item_id -> (A's file, B's file)
 
     def view(assignment, message: str = ""):
         """Outputs for the rating panel: item id, status, prompt, left, right, three cleared answers, button."""
         status = _progress_text(assignment.done, assignment.total) + (f"\n\n{message}" if message else "")
         if assignment.item is None:
             return ("", status, "", None, None, None, None, None, gr.update(interactive=False))
-        a, b = pairs.images(assignment.item.item_id)
+        item_id = assignment.item.item_id
+        if item_id not in image_paths:  # decoded and encoded once per item, whoever sees it first
+            image_paths[item_id] = tuple(files.path(image) for image in pairs.images(item_id))
+        a, b = image_paths[item_id]
         left, right = (a, b) if assignment.left_model == "A" else (b, a)
-        return (assignment.item.item_id, status, f"**Text:** {assignment.item.prompt}", files.path(left), files.path(right),
+        return (item_id, status, f"**Text:** {assignment.item.prompt}", left, right,
                 None, None, None, gr.update(interactive=True))
 
     def next_item(token):
