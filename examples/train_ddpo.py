@@ -43,7 +43,6 @@ Any recipe value can be overridden on the command line (``--train_learning_rate 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -51,43 +50,27 @@ from trl import TrlParser
 
 from synartifact_hf.ddpo import DDPOConfig
 from synartifact_hf.paper import CITATION
+from synartifact_hf.rl.scripts import (  # noqa: F401  (build_reward, process_state: used by tests and callers)
+    RewardScriptArguments,
+    build_reward,
+    process_state,
+    sample_grid_images,
+    train_and_save,
+    write_results,
+)
 
 
 @dataclass
-class DDPOScriptArguments:
-    """Model, reward and figure options; the training knobs are DDPOConfig's."""
+class DDPOScriptArguments(RewardScriptArguments):
+    """Model, reward and figure options (the reward / figure ones are shared with examples/train_flow_grpo.py:
+    synartifact_hf.rl.scripts.RewardScriptArguments); the training knobs are DDPOConfig's."""
 
     pretrained_model: str = field(
         default="stable-diffusion-v1-5/stable-diffusion-v1-5",
         metadata={"help": "Stable Diffusion 1.x/2.x or SDXL pipeline (Hub id or folder) to fine-tune."},
     )
     pretrained_revision: str | None = field(default=None, metadata={"help": "Revision of pretrained_model."})
-    classifier: str = field(
-        default="llava-1.5-7b-synartifact-stage1-llm-frozen",
-        metadata={"help": "Artifact classifier for the reward: a folder from examples/train_classifier.py or a Hub id."},
-    )
-    reward_mode: str = field(
-        default="bertscore", metadata={"help": "'bertscore' (paper Eq. 4) or 'likelihood' (per-option scores)."}
-    )
-    reward_alpha: float | None = field(default=None, metadata={"help": "Eq. 4 alpha (default 1/13)."})
-    reward_beta: float | None = field(default=None, metadata={"help": "Eq. 4 beta (default: the value making r >= 0)."})
-    reward_component: str = field(default="f1", metadata={"help": "BERTScore component: f1, precision or recall."})
-    bertscore_model: str = field(
-        default="all-MiniLM-L6-v2", metadata={"help": "BERTScore backbone (all-MiniLM-L6-v2 offline, or roberta-large)."}
-    )
-    reward_baseline: str | None = field(
-        default=None, metadata={"help": "BERTScore rescaling: none, 'bert_score' or 'taxonomy'."}
-    )
-    reward_batch_size: int = field(default=8, metadata={"help": "Images per classifier forward pass."})
-    classifier_max_new_tokens: int = field(default=64, metadata={"help": "Answer length budget of the classifier."})
-    prompt_template: str = field(default="{}", metadata={"help": "Template around each ImageNet class name."})
     output_dir: str = field(default="sd15-synartifact-ddpo-lora", metadata={"help": "Where results go."})
-    eval_prompts: list[str] = field(
-        default_factory=lambda: ["goldfish, Carassius auratus", "tree frog, tree-frog", "golden retriever", "tabby, tabby cat"],
-        metadata={"help": "Prompts of the before/after grid (one column each)."},
-    )
-    eval_seed: int = field(default=0, metadata={"help": "Seed of the grid's first column (column i uses eval_seed + i)."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "Repo id named in the model card."})
 
 
 def build_pipeline(args: DDPOScriptArguments, device: str):
@@ -106,44 +89,10 @@ def build_pipeline(args: DDPOScriptArguments, device: str):
     return pipe.to(device)
 
 
-def build_reward(args: DDPOScriptArguments, device: str):
-    from synartifact_hf.reward import ArtifactReward
-
-    kwargs = {} if args.reward_alpha is None else {"alpha": args.reward_alpha}
-    return ArtifactReward(
-        args.classifier,
-        mode=args.reward_mode,
-        beta=args.reward_beta,
-        component=args.reward_component,
-        bertscore_model=args.bertscore_model,
-        baseline=args.reward_baseline,
-        batch_size=args.reward_batch_size,
-        classifier_kwargs={"max_new_tokens": args.classifier_max_new_tokens},
-        device=device,
-        **kwargs,
-    )
-
-
-def sample_grid_images(pipe, args: DDPOScriptArguments, config: DDPOConfig):
-    """The grid's images: one per eval prompt, each with its own fixed seed; same call before and after."""
-    import torch
-
-    images = []
-    for i, prompt in enumerate(args.eval_prompts):
-        generator = torch.Generator(device="cpu").manual_seed(args.eval_seed + i)
-        with torch.no_grad():
-            out = pipe(
-                args.prompt_template.format(prompt),
-                num_inference_steps=config.sample_num_steps,
-                guidance_scale=config.sample_guidance_scale,
-                eta=config.sample_eta,
-                height=config.resolution,
-                width=config.resolution,
-                generator=generator,
-                output_type="pil",
-            )
-        images.append(out.images[0])
-    return images
+def grid_images(pipe, args: DDPOScriptArguments, config: DDPOConfig):
+    return sample_grid_images(pipe, args, num_inference_steps=config.sample_num_steps,
+                              guidance_scale=config.sample_guidance_scale, eta=config.sample_eta,
+                              height=config.resolution, width=config.resolution)
 
 
 def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, grid_rewards, pipe) -> dict:
@@ -211,14 +160,6 @@ def card_values(args: DDPOScriptArguments, config: DDPOConfig, history, reward, 
     )
 
 
-def process_state(config: DDPOConfig):
-    """This process's accelerate state, the one the trainer's Accelerator will join: the package's one rule
-    (:func:`synartifact_hf.scaleout.process_state`), with the config's ``cpu``."""
-    from synartifact_hf.scaleout import process_state as package_process_state
-
-    return package_process_state(cpu=bool(config.accelerator_kwargs.get("cpu")))
-
-
 def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_samples_hook=None) -> dict:
     """Train, save and report. ``reward`` defaults to :func:`build_reward` on this process's device;
     ``image_samples_hook`` is DDPOTrainer's (called each epoch with the sampled images and rewards)."""
@@ -226,8 +167,6 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
 
     from synartifact_hf.cards import render_card
     from synartifact_hf.ddpo import DDPOTrainer, ImageNetAnimalPrompts
-    from synartifact_hf.training import check_launch
-    from synartifact_hf.viz import plot_reward_curve, save_before_after_grid
 
     state = process_state(config)
     pipe = build_pipeline(args, device=str(state.device))
@@ -241,31 +180,20 @@ def main(args: DDPOScriptArguments, config: DDPOConfig, reward=None, image_sampl
         # compares weights, not precisions
         if config.use_lora and config.mixed_precision in ("fp16", "bf16"):
             pipe.to(dtype=torch.float16 if config.mixed_precision == "fp16" else torch.bfloat16)
-        before = sample_grid_images(pipe, args, config)
+        before = grid_images(pipe, args, config)
     trainer = DDPOTrainer(config, reward, prompts, pipe, image_samples_hook=image_samples_hook)
-    check_launch(trainer.accelerator.state)
-    history = trainer.train()
-    out = trainer.save_pretrained(args.output_dir)  # collective: before end_training ends the process group
-    trainer.accelerator.end_training()  # flush and close the trackers
+    history, out = train_and_save(trainer, args.output_dir)
     if not state.is_main_process:
         return {"history": history}
 
     trainer.unet.eval()
-    after = sample_grid_images(pipe, args, config)
-    grid_rewards = [reward(images, list(args.eval_prompts), [{}] * len(images))[0].tolist() for images in (before, after)]
-    plot_reward_curve(history, out / "reward_curve.png", title=f"Artifact reward during DDPO ({config.samples_per_epoch} images/epoch)")
-    save_before_after_grid(
-        before, after, out / "before_after.png", prompts=args.eval_prompts,
-        rewards_before=grid_rewards[0], rewards_after=grid_rewards[1],
-    )
-    history_tmp = out / "history.json.tmp"
-    history_tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
-    history_tmp.replace(out / "history.json")
+    after = grid_images(pipe, args, config)
+    grid_rewards = write_results(out, history, reward, args, before, after,
+                                 title=f"Artifact reward during DDPO ({config.samples_per_epoch} images/epoch)")
     card = render_card("ddpo_lora_card", **card_values(args, config, history, reward, grid_rewards, pipe))
     tmp = out / "README.md.partial"
     tmp.write_text(card, encoding="utf-8")
     os.replace(tmp, out / "README.md")
-    print(f"reward per epoch: {[round(h['reward_mean'], 4) for h in history]}; results in {out}")
     return {"history": history, "grid_rewards": grid_rewards, "output_dir": str(out)}
 
 

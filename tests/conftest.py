@@ -74,6 +74,33 @@ def tiny_sdxl_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sd3_path(tmp_path_factory):
+    """Tiny SD3.5-style pipeline (MMDiT-X transformer, two CLIP encoders + a tiny T5 with a `tokenizers`-built
+    Unigram tokenizer, 16-channel-style VAE with shift, flow-matching scheduler; random weights, seed 0, 32x32
+    images); loads with StableDiffusion3Pipeline.from_pretrained. Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_sd3_pipeline
+
+    return build_tiny_sd3_pipeline(tmp_path_factory.mktemp("tiny-sd3"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3_no_t5_path(tmp_path_factory):
+    """The tiny SD3 pipeline without its T5 encoder (text_encoder_3=None, as SD3 allows). Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_sd3_pipeline
+
+    return build_tiny_sd3_pipeline(tmp_path_factory.mktemp("tiny-sd3-no-t5"), seed=0, with_t5=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_path(tmp_path_factory):
+    """Tiny FLUX.1-dev-style pipeline (double- and single-stream blocks, guidance embedding, packed latents,
+    CLIP + tiny T5; random weights, seed 0; sample it at 32 px). Read-only."""
+    from synartifact_hf.tiny_diffusion import build_tiny_flux_pipeline
+
+    return build_tiny_flux_pipeline(tmp_path_factory.mktemp("tiny-flux"), seed=0)
+
+
+@pytest.fixture(scope="session")
 def release_annotations():
     """``../shared/synartifact-annotations`` (all 1,310 of the release's annotation JSONs, exact copies,
     in the release's paths, plus the split lists); the test is skipped where it is absent. Test data

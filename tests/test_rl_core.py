@@ -50,11 +50,26 @@ def _ddpo_trainer(tmp_path, tiny_sd_path):
     return DDPOTrainer(config, GreenMinusRed(), PromptList(["a fox", "a cat"], seed=0), pipe)
 
 
-@pytest.mark.parametrize("method", ["ddpo"])
+def _grpo_trainer(tmp_path, tiny_sd3_path):
+    from diffusers import StableDiffusion3Pipeline
+
+    from synartifact_hf.grpo import FlowGRPOConfig, FlowGRPOTrainer, PromptList
+
+    pipe = StableDiffusion3Pipeline.from_pretrained(tiny_sd3_path)
+    config = FlowGRPOConfig(logdir=str(tmp_path), sample_num_steps=2, sample_batch_size=6, num_images_per_prompt=3,
+                            sample_num_batches_per_epoch=1, train_batch_size=6, clip_range=EPS, adv_clip_max=ADV_CLIP,
+                            beta=0.04, save_freq=0, log_images=False)
+    return FlowGRPOTrainer(config, GreenMinusRed(), PromptList(["a fox", "a cat"], seed=0), pipe)
+
+
+@pytest.mark.parametrize("method", ["ddpo", "flow_grpo"])
 def test_both_trainers_use_the_clipped_objective_exactly(tmp_path, method, request):
     """Stored log-probs that put each sample's ratio at RATIOS: the trainer's loss of that step is EXPECTED.
     Catches a removed clip or ``maximum`` turned ``minimum`` in the shared objective."""
-    trainer = _ddpo_trainer(tmp_path, request.getfixturevalue("tiny_sd_path"))
+    if method == "ddpo":
+        trainer = _ddpo_trainer(tmp_path, request.getfixturevalue("tiny_sd_path"))
+    else:
+        trainer = _grpo_trainer(tmp_path, request.getfixturevalue("tiny_sd3_path"))
     (batch,), _ = trainer._generate_samples(0)
     n = batch["timesteps"].shape[0]
     condition = trainer._training_condition(batch)
@@ -116,8 +131,9 @@ def test_reward_pool_is_shut_down_after_train_and_on_error(tmp_path, tiny_sd_pat
 def test_prompt_functions_module_is_named_for_what_it_holds():
     import synartifact_hf.ddpo.prompts as old_path
     import synartifact_hf.prompts as instructions
+    from synartifact_hf.grpo import ImageNetAnimalPrompts as from_grpo
     from synartifact_hf.rl import prompt_functions
 
-    assert old_path.ImageNetAnimalPrompts is prompt_functions.ImageNetAnimalPrompts
+    assert old_path.ImageNetAnimalPrompts is prompt_functions.ImageNetAnimalPrompts is from_grpo
     assert not hasattr(instructions, "PromptList")  # the classifier's instructions stay apart
     assert len(prompt_functions.imagenet_animal_classes()) == 398

@@ -107,10 +107,11 @@ class _Family:
         return getattr(self.pipeline, self.model_name)
 
     def freeze(self, device, dtype: torch.dtype):
-        """Move the frozen text encoder(s) and VAE to ``device`` and ``dtype``, without gradients."""
+        """Move the frozen text encoder(s) and VAE to ``device`` and ``dtype``, without gradients, in eval mode
+        (T5's dropout would otherwise make every encoding of a prompt different)."""
         for name in (*self.text_encoders, "vae"):
             module = getattr(self.pipeline, name)
-            module.requires_grad_(False).to(device)
+            module.requires_grad_(False).eval().to(device)
             if module.dtype != dtype:
                 module.to(dtype=dtype)
         self._vae_dtype = None
