@@ -201,7 +201,8 @@ def test_api_refuses_urls_and_paths_and_fetches_nothing(app):
     assert _Recorder.hits == []
     # each refused path or URL is one line in the server's log, not a traceback
     log = app[2].read_text()
-    assert log.count("refused a path sent to the API") == 2 and "/etc/hostname" in log
+    # three of the cases carry a path: the server path, the system file and "url field"'s image.png
+    assert log.count("refused a path sent to the API") == 3 and "/etc/hostname" in log
     assert log.count("refused a URL sent to the API") >= 1
     assert "InvalidPathError" not in log and "gradio.exceptions.Error" not in log
     kind, outputs = call_analyze(app[0], [])  # an empty submit: a message, not an error
