@@ -367,7 +367,7 @@ def test_app_analyzer_on_a_served_model(server, tiny_llava_path):
     assert got["scores"] is None and want["scores"] is not None
     assert {k: v for k, v in got.items() if k != "scores"} == {k: v for k, v in want.items() if k != "scores"}
     assert served.detect(image) == local.detect(image)
-    assert served.model_name == f"{tiny_llava_path.name} @ {server.url}"
+    assert served.model_label == f"{tiny_llava_path.name} @ {server.url}"
     with pytest.raises(ValueError, match="likelihood"):
         ArtifactAnalyzer(server.url, reward_mode="likelihood")
 

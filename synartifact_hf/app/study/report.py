@@ -194,6 +194,7 @@ def _card(summary: dict, out_dir: Path, staging: Path, dataset) -> str:
 
     from ...cards import render_card
     from ...hub_folder import configs_yaml, package_version, size_category, yaml_block
+    from ...paper import CITATION
 
     # dataset_info (row count, sizes) also keeps load_dataset(out_dir) honest after --overwrite: datasets
     # keys its cache on the card's metadata, not on the files
@@ -205,7 +206,8 @@ def _card(summary: dict, out_dir: Path, staging: Path, dataset) -> str:
                        size_category=size_category(summary["ratings"]),
                        configs_yaml=configs_yaml(["default"], {"default": ["train"]}),
                        dataset_info_yaml=yaml_block([info._to_yaml_dict()]),
-                       report=report_markdown(summary), load_path=out_dir.name, version=package_version())
+                       report=report_markdown(summary), load_path=out_dir.name, version=package_version(),
+                       citation=CITATION)
 
 
 def study_report(db: str | os.PathLike | StudyStore, out_dir: str | os.PathLike, *, overwrite: bool = False,
