@@ -56,7 +56,9 @@ def test_prompt_sources(tmp_path):
 
 
 @pytest.mark.parametrize("fixture,cls", [("tiny_sd_path", "StableDiffusionPipeline"),
-                                         ("tiny_sdxl_path", "StableDiffusionXLPipeline")])
+                                         ("tiny_sdxl_path", "StableDiffusionXLPipeline"),
+                                         ("tiny_sd3_path", "StableDiffusion3Pipeline"),
+                                         ("tiny_flux_path", "FluxPipeline")])
 def test_sampling_loads_the_named_class_and_seeds_each_image(fixture, cls, request, tmp_path):
     from synartifact_hf.generator_eval.sampling import GeneratorSettings, load_text_to_image, sample
 
