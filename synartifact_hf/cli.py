@@ -13,7 +13,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("synartifact_hf.demo", "run the end-to-end demo on the embedded sample"),
+    "demo": ("synartifact_hf.demo.cli_demo", "run the end-to-end demo on the embedded sample"),
     "build-dataset": ("synartifact_hf.data.cli_build_dataset", "raw SynArtifact-1K release -> Hub-ready dataset folder"),
     "push-dataset": ("synartifact_hf.data.cli_push_dataset", "upload a built dataset folder to the Hub"),
     "visualize": ("synartifact_hf.data.cli_visualize", "draw boxes, classes and captions of a built dataset to PNGs"),

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from synartifact_hf import cli
-from synartifact_hf.demo import RANDOM_MODEL_WARNING
+from synartifact_hf.demo.cli_demo import RANDOM_MODEL_WARNING
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_reference_answers_are_read_without_decoding_images(tmp_path, monkeypatc
     from datasets.features import Image as ImageFeature
 
     from synartifact_hf.data import build_sample_dataset
-    from synartifact_hf.demo import reference_answers
+    from synartifact_hf.demo.cli_demo import reference_answers
 
     folder = build_sample_dataset(tmp_path / "synartifact-1k", configs=["classification"], progress=False)
     test = datasets.load_dataset(str(folder), "classification", split="test")

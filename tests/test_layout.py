@@ -9,9 +9,6 @@ from pathlib import Path
 from synartifact_hf.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
-# synartifact_hf.demo is the demo's package and still holds its command in __init__.py (its split into
-# one module per step was being rewritten at the same time; see the README Tour).
-NOT_YET_CLI_MODULES = {"demo"}
 
 
 def _private_imports(path: Path) -> list[str]:
@@ -31,6 +28,4 @@ def test_no_module_of_the_package_takes_another_modules_private_names():
 
 def test_command_modules_are_named_cli_command():
     for name, (module, _) in COMMANDS.items():
-        if name in NOT_YET_CLI_MODULES:
-            continue
         assert module.rsplit(".", 1)[1].startswith("cli_"), f"{name}: {module} is not a cli_<command> module"
